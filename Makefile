@@ -1,0 +1,63 @@
+# Development and CI entry points for tus_filter.
+#
+#   make test   install everything the suite needs, then run pytest
+#               (extra arguments: make test PYTEST_ARGS='-k tus -x')
+#   make demo   install, then serve examples/demo.ini (HOST=127.0.0.1 PORT=8080)
+#   make clean  remove everything this Makefile created
+#
+# Setup steps leave stamp files in .make-stamps/ so that a second run only
+# redoes what changed: the editable install when setup.cfg or pyproject.toml
+# changes, `npm ci` when package.json or package-lock.json changes.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := test
+
+PYTHON ?= python3
+VENV := .venv
+STAMPS := .make-stamps
+CHROMIUM := /usr/bin/chromium
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+# apt-get needs root; use sudo only when we are not root already.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: test demo clean
+
+test: $(STAMPS)/python $(STAMPS)/node | $(CHROMIUM)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMPS)/python $(STAMPS)/node
+	$(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
+
+clean:
+	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache \
+		.mypy_cache .ruff_cache build dist *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Browser tests drive Debian's Chromium: Playwright's own browser download
+# is not reachable from CI.
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+
+# pyvenv.cfg, not bin/python: the latter is a symlink whose (old) target
+# mtime would hide a freshly recreated venv from the install stamp.
+$(VENV)/pyvenv.cfg:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+		|| { echo "make: $(PYTHON) is older than 3.11 (try PYTHON=python3.11)" >&2; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMPS)/python: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+$(STAMPS)/node: package.json package-lock.json | $(STAMPS)
+	@command -v npm >/dev/null \
+		|| { echo "make: npm not found; install Node.js >= 20 with npm" >&2; exit 1; }
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(STAMPS):
+	mkdir -p $@

@@ -1,0 +1,58 @@
+"""Suite-wide fixtures: headless Chromium for ``@pytest.mark.browser`` tests.
+
+``browser`` (session) is one Chromium for the whole run; ``page`` gives each
+test a fresh browser context and saves ``test-artifacts/<test>-failed.png``
+when the test fails; ``screenshot(label)`` saves one on demand.  Without a
+system Chromium the fixtures fail (they never skip): run ``make test``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.support.browser import ChromiumMissing, launch_chromium, save_screenshot
+
+_CALL_REPORT = pytest.StashKey[pytest.TestReport]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item,
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each test's call-phase report so ``page`` can see failures."""
+    report = yield
+    if report.when == "call":
+        item.stash[_CALL_REPORT] = report
+    return report
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        try:
+            chromium = launch_chromium(playwright)
+        except ChromiumMissing as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    yield page
+    report = request.node.stash.get(_CALL_REPORT, None)
+    if report is not None and report.failed:
+        save_screenshot(page, request.node.nodeid + "-failed")
+    context.close()
+
+
+@pytest.fixture
+def screenshot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], Path]:
+    """``screenshot(label)`` saves ``test-artifacts/<test id>-<label>.png``."""
+    return lambda label: save_screenshot(page, f"{request.node.nodeid}-{label}")

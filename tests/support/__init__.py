@@ -1,0 +1,14 @@
+"""Shared harness for tus_filter's live tests.
+
+- ``servers``: run a WSGI app under waitress, in a thread or in N processes.
+- ``worker``:  the ``python -m tests.support.worker`` entry point behind it.
+- ``apps``:    downstream apps that record the uploads the filter hands over.
+- ``static``:  serve test pages and ``node_modules`` next to an app.
+- ``browser``: headless Debian Chromium through Playwright.
+- ``node``:    run Node scripts against the pinned client libraries.
+"""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+"""The checkout's root: holds ``node_modules/``, ``test-artifacts/``, ``tests/``."""

@@ -1,0 +1,141 @@
+"""Live waitress servers for tests: one in a thread, or several processes.
+
+Both context managers yield base URLs without a trailing slash
+(``http://127.0.0.1:PORT``) on an ephemeral loopback port, and on exit stop
+everything they started: sockets, threads, processes and pipes, so that a
+test run with ``-W error`` sees no ``ResourceWarning``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+import waitress
+
+from . import REPO_ROOT
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+THREADS = 8
+STOP_TIMEOUT = 10.0
+
+
+@contextmanager
+def serve(app: WSGIApplication) -> Iterator[str]:
+    """Serve ``app`` with waitress on 127.0.0.1 from a daemon thread.
+
+    Yields the base URL.  On exit the listening socket, open connections and
+    waitress' worker threads are closed; requests still running then see
+    their connection dropped.
+    """
+    socket_map: dict[int, Any] = {}
+    server = waitress.create_server(
+        app, map=socket_map, host="127.0.0.1", port=0, threads=THREADS
+    )
+    loop = threading.Thread(target=server.run, name="waitress-loop", daemon=True)
+    loop.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        # The asyncore loop is not thread-safe: close its dispatchers from
+        # inside it.  Emptying the map makes server.run() return.
+        server.trigger.pull_trigger(lambda: _close_all(socket_map))
+        loop.join(STOP_TIMEOUT)
+        server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
+        if loop.is_alive():
+            raise RuntimeError("waitress loop did not stop")
+
+
+def _close_all(socket_map: dict[int, Any]) -> None:
+    # handle_close (not close) so that channels also release their buffers.
+    for dispatcher in list(socket_map.values()):
+        dispatcher.handle_close()
+    socket_map.clear()
+
+
+@contextmanager
+def serve_processes(
+    target: str | os.PathLike[str],
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    workers: int = 2,
+    startup_timeout: float = 30.0,
+) -> Iterator[list[str]]:
+    """Serve the same app from ``workers`` separate processes.
+
+    ``target`` is either a ``"package.module:callable"`` factory spec, called
+    as ``callable(**kwargs)``, or the path of a PasteDeploy ``.ini`` file whose
+    ``main`` app is loaded with ``kwargs`` as ``global_conf`` (strings).
+    ``kwargs`` must be JSON-serialisable: it crosses a process boundary.
+
+    Yields one base URL per process, each on its own port.  Processes share
+    nothing but the filesystem, which is what cross-process tests exercise.
+    On exit each worker's stdin is closed (it then shuts down cleanly) and
+    stragglers are terminated, then killed.
+    """
+    command = [
+        sys.executable,
+        "-m",
+        "tests.support.worker",
+        os.fspath(target),
+        json.dumps(dict(kwargs or {})),
+    ]
+    with ExitStack() as stack:
+        processes = []
+        for _ in range(workers):
+            process = subprocess.Popen(
+                command,
+                cwd=REPO_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            stack.callback(_stop, process)
+            processes.append(process)
+        deadline = time.monotonic() + startup_timeout
+        yield [_read_base_url(process, deadline) for process in processes]
+
+
+def _read_base_url(process: subprocess.Popen[str], deadline: float) -> str:
+    """Wait for the worker's one stdout line: its base URL."""
+    assert process.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if not selector.select(max(0.0, deadline - time.monotonic())):
+            raise RuntimeError(f"worker {process.args!r} did not start in time")
+    line = process.stdout.readline().strip()
+    if not line.startswith("http://"):
+        code = process.wait(STOP_TIMEOUT)
+        raise RuntimeError(
+            f"worker {process.args!r} exited with {code} before listening "
+            "(its stderr is in the captured output)"
+        )
+    return line
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.close()
+    except BrokenPipeError:  # the worker is already gone
+        pass
+    try:
+        process.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    process.stdout.close()

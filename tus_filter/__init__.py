@@ -1,0 +1,38 @@
+"""tus_filter: resumable, chunked uploads for any WSGI application.
+
+Architecture, outside in::
+
+    filter.TusFilter      WSGI edge: match upload_path, pick a protocol, CORS, hand-off
+    protocols.*           strategies (tus, uid, flowjs, resumablejs): parse, validate, answer
+    storage.Storage       records + data files written at offsets, expiry (no HTTP in it)
+    locking.FileLocker    per-upload flock locks, shared by threads and processes
+    handoff               calls the app once per completed upload, merges its answer
+
+Errors are one hierarchy (:mod:`tus_filter.errors`) rendered by each protocol
+in one place (``Protocol.error_response``).
+"""
+
+from .errors import (
+    ConfigError,
+    Reject,
+    TusFilterError,
+    UploadExpired,
+    UploadIncomplete,
+    UploadLocked,
+    UploadNotFound,
+)
+from .filter import TusFilter
+from .upload import Upload, UploadInfo
+
+__all__ = [
+    "ConfigError",
+    "Reject",
+    "TusFilter",
+    "TusFilterError",
+    "Upload",
+    "UploadExpired",
+    "UploadIncomplete",
+    "UploadInfo",
+    "UploadLocked",
+    "UploadNotFound",
+]

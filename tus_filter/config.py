@@ -1,0 +1,191 @@
+"""Typed settings and the Paste Deploy factory: the only place option strings are parsed.
+
+``TusFilter(app, **options)`` is the real API.  ``filter_factory`` converts the
+ini strings to the same keyword arguments and calls it, so a bad option fails
+at ``loadapp()`` time with ``tus_filter: <option>: <why>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from .upload import UploadInfo
+
+Hook = Callable[[dict[str, Any], "UploadInfo"], None]
+
+PROTOCOL_NAMES = ("tus", "uid", "flowjs", "resumablejs")
+DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated options.  See README "Options" for the user-facing table."""
+
+    upload_path: str = "/files"
+    tmp_file_dir: str = os.path.join(tempfile.gettempdir(), "tus_filter")
+    max_size: int | None = None
+    upload_valid_duration: int = 86400
+    protocols: tuple[str, ...] = PROTOCOL_NAMES
+    checksum_algorithms: tuple[str, ...] = DEFAULT_CHECKSUM_ALGORITHMS
+    lock_timeout: float = 10.0
+    cors_origins: tuple[str, ...] = ()
+    behind_proxy: bool = False
+    send_file: bool = False
+    on_create: Hook | None = None
+    on_terminate: Hook | None = None
+
+    def __post_init__(self) -> None:
+        path = self.upload_path.rstrip("/")
+        if not path.startswith("/") or "//" in path or not path.strip("/"):
+            _fail("upload_path", self.upload_path, "must be an absolute path below '/'")
+        object.__setattr__(self, "upload_path", path)
+        if self.max_size is not None and self.max_size < 0:
+            _fail("max_size", self.max_size, "must not be negative")
+        if self.upload_valid_duration < 0:
+            _fail("upload_valid_duration", self.upload_valid_duration, "must not be negative")
+        unknown = [name for name in self.protocols if name not in PROTOCOL_NAMES]
+        if unknown or not self.protocols:
+            _fail("protocols", self.protocols, f"choose from {', '.join(PROTOCOL_NAMES)}")
+        for name in self.checksum_algorithms:
+            if name not in hashlib.algorithms_guaranteed or name != name.lower():
+                _fail("checksum_algorithms", name, "not a hashlib algorithm name")
+        if self.checksum_algorithms and "sha1" not in self.checksum_algorithms:
+            _fail("checksum_algorithms", self.checksum_algorithms, "tus requires sha1")
+        if self.lock_timeout <= 0:
+            _fail("lock_timeout", self.lock_timeout, "must be positive")
+        for hook in ("on_create", "on_terminate"):
+            if getattr(self, hook) is not None and not callable(getattr(self, hook)):
+                _fail(hook, getattr(self, hook), "must be callable")
+
+    @property
+    def expires(self) -> bool:
+        """Whether unfinished uploads expire (drives the tus expiration extension)."""
+        return self.upload_valid_duration > 0
+
+
+def _fail(option: str, value: object, why: str) -> None:
+    raise ConfigError(f"tus_filter: {option}: {value!r} {why}")
+
+
+# -- ini string conversion ---------------------------------------------------------------------
+
+_SIZE = re.compile(r"^\s*([0-9]+)\s*([KMGT]?)i?B?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(value: str) -> int | None:
+    """``"2G"`` → 2147483648; ``""`` or ``"none"`` → ``None`` (no limit)."""
+    if value.strip().lower() in ("", "none"):
+        return None
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError("expected a byte count such as 1048576, 500M or 2G")
+    return int(match.group(1)) * _UNITS[match.group(2).upper()]
+
+
+def parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "yes", "on", "1"):
+        return True
+    if lowered in ("false", "no", "off", "0", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def parse_list(value: str) -> tuple[str, ...]:
+    return tuple(item for item in re.split(r"[\s,]+", value.strip()) if item)
+
+
+def parse_hook(value: str) -> Hook:
+    module_name, _, attribute = value.strip().partition(":")
+    if not module_name or not attribute:
+        raise ValueError("expected package.module:callable")
+    try:
+        target: Any = import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"cannot import ({error})") from None
+    if not callable(target):
+        raise ValueError("is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _seconds(value: str) -> float:
+    return float(value)
+
+
+_CONVERTERS: dict[str, Callable[[str], Any]] = {
+    "upload_path": str.strip,
+    "tmp_file_dir": str.strip,
+    "max_size": parse_size,
+    "upload_valid_duration": int,
+    "protocols": parse_list,
+    "checksum_algorithms": parse_list,
+    "lock_timeout": _seconds,
+    "cors_origins": parse_list,
+    "behind_proxy": parse_bool,
+    "send_file": parse_bool,
+    "on_create": parse_hook,
+    "on_terminate": parse_hook,
+}
+
+
+def options_from_strings(options: dict[str, str]) -> dict[str, Any]:
+    """Convert Paste ini strings to ``TusFilter`` keyword arguments, naming any bad one."""
+    converted: dict[str, Any] = {}
+    for key, raw in options.items():
+        converter = _CONVERTERS.get(key)
+        if converter is None:
+            raise ConfigError(f"tus_filter: {key}: unknown option")
+        try:
+            converted[key] = converter(raw)
+        except ValueError as error:
+            raise ConfigError(f"tus_filter: {key}: {raw!r} {error}") from None
+    return converted
+
+
+def settings_from_options(
+    *, cors_origins: str | Iterable[str] | None = None, tmp_file_dir: str | None = None,
+    **options: Any,
+) -> Settings:
+    """Build :class:`Settings` from ``TusFilter`` keyword arguments."""
+    if isinstance(cors_origins, str):
+        cors_origins = parse_list(cors_origins)
+    origins = tuple(cors_origins or ())
+    if tmp_file_dir is not None:
+        options["tmp_file_dir"] = os.path.abspath(tmp_file_dir)
+    for key in ("protocols", "checksum_algorithms"):
+        if key in options and not isinstance(options[key], tuple):
+            options[key] = tuple(options[key])
+    try:
+        return Settings(cors_origins=origins, **options)
+    except TypeError as error:
+        raise ConfigError(f"tus_filter: {error}") from None
+
+
+def filter_factory(global_conf: dict[str, str], **local_conf: str) -> Callable[
+    [WSGIApplication], WSGIApplication
+]:
+    """Paste Deploy ``egg:tus_filter#main``: every option may be given as an ini string."""
+    from .filter import TusFilter
+
+    options = options_from_strings(local_conf)
+    settings_from_options(**options)  # validate now, at loadapp() time
+
+    def make_filter(app: WSGIApplication) -> WSGIApplication:
+        return TusFilter(app, **options)
+
+    return make_filter

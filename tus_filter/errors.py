@@ -1,0 +1,143 @@
+"""One exception hierarchy for everything that can go wrong with an upload.
+
+Every error carries a default HTTP ``status``, a short machine ``code`` and a
+human ``message``.  Storage raises the *domain* errors (``UploadNotFound``,
+``UploadExpired``, ``UploadLocked``, ``StorageFull``...); protocols raise the
+*request* errors (``BadRequest``, ``PayloadTooLarge``...).  Nothing renders an
+error except :meth:`tus_filter.protocols.base.Protocol.error_response`, which
+may map a class to another status for its client's retry table (resumable.js
+retries a 413 a hundred times, so that protocol answers 400 instead).
+"""
+
+from __future__ import annotations
+
+
+class TusFilterError(Exception):
+    """Base class: an error with a suggested HTTP status."""
+
+    status: int = 500
+    code: str = "internal_error"
+    default_message: str = "internal server error"
+
+    def __init__(self, message: str | None = None, *, headers: dict[str, str] | None = None):
+        self.message = message or self.default_message
+        self.headers: dict[str, str] = dict(headers or {})
+        super().__init__(self.message)
+
+
+# -- domain errors raised by storage and locking ---------------------------------------------
+
+
+class UploadNotFound(TusFilterError):
+    status = 404
+    code = "not_found"
+    default_message = "upload not found"
+
+
+class UploadExpired(UploadNotFound):
+    """Past its expiry; still a kind of "not found" for code that does not care."""
+
+    status = 410
+    code = "expired"
+    default_message = "upload expired"
+
+
+class UploadLocked(TusFilterError):
+    """The per-upload lock could not be taken within ``lock_timeout``: retryable."""
+
+    status = 423
+    code = "locked"
+    default_message = "upload is locked by another request, retry later"
+
+
+class UploadIncomplete(TusFilterError):
+    """Raised by :meth:`TusFilter.get_upload` for an upload still in progress."""
+
+    status = 409
+    code = "incomplete"
+    default_message = "upload is not complete"
+
+
+class StorageFull(TusFilterError):
+    status = 507
+    code = "storage_full"
+    default_message = "no space left for uploads"
+
+
+# -- request errors raised by protocols -------------------------------------------------------
+
+
+class BadRequest(TusFilterError):
+    status = 400
+    code = "bad_request"
+    default_message = "bad request"
+
+
+class Forbidden(TusFilterError):
+    status = 403
+    code = "forbidden"
+    default_message = "forbidden"
+
+
+class MethodNotAllowed(TusFilterError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "method not allowed"
+
+    def __init__(self, allowed: list[str], message: str | None = None):
+        super().__init__(message, headers={"Allow": ", ".join(allowed)})
+
+
+class OffsetConflict(TusFilterError):
+    status = 409
+    code = "offset_mismatch"
+    default_message = "Upload-Offset does not match the current offset"
+
+
+class PayloadTooLarge(TusFilterError):
+    status = 413
+    code = "too_large"
+    default_message = "upload exceeds the maximum size"
+
+
+class UnsupportedMediaType(TusFilterError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "unsupported content type"
+
+
+class UnsupportedVersion(TusFilterError):
+    status = 412
+    code = "unsupported_version"
+    default_message = "unsupported tus version"
+
+
+class ChecksumMismatch(TusFilterError):
+    status = 460
+    code = "checksum_mismatch"
+    default_message = "checksum mismatch"
+
+
+class NotImplementedByServer(TusFilterError):
+    status = 501
+    code = "not_implemented"
+    default_message = "not supported by this server"
+
+
+class Reject(TusFilterError):
+    """Raised by an application hook to refuse an upload or a termination.
+
+    ``status`` must be a 4xx status; ``message`` reaches the client.
+    """
+
+    code = "rejected"
+
+    def __init__(self, status: int, message: str):
+        if not 400 <= status < 500:
+            raise ValueError(f"Reject status must be 4xx, got {status}")
+        self.status = status
+        super().__init__(message)
+
+
+class ConfigError(ValueError):
+    """A bad option, raised at construction (``loadapp()``) time, never per request."""

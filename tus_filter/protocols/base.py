@@ -1,0 +1,129 @@
+"""The strategy interface every upload protocol implements.
+
+A protocol turns an :class:`~tus_filter.incoming.UploadRequest` into an
+:class:`Outcome`: the response for the client and, when this request
+completed an upload, the :class:`~tus_filter.upload.Upload` to hand
+downstream.  Protocols parse HTTP and validate; they never touch the
+filesystem except through :class:`~tus_filter.storage.Storage`.
+
+Exactly-once completion is built in: :meth:`Protocol.complete` must be
+called with the upload's lock held, and only for a record whose status is
+still ``uploading``; it flips the status to ``complete`` before the lock is
+released, so a concurrent or retried request sees a finished upload and
+never produces a second :class:`Outcome` with ``completed`` set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..config import Settings
+from ..errors import TusFilterError
+from ..http import Response
+from ..incoming import UploadRequest
+from ..storage import COMPLETE, Storage, UploadRecord
+from ..upload import Upload, UploadInfo
+
+log = logging.getLogger("tus_filter")
+
+
+@dataclass
+class Outcome:
+    response: Response
+    completed: Upload | None = None
+
+
+class Protocol(ABC):
+    """One upload protocol: recognise its requests, answer them, map errors."""
+
+    #: ``Upload.protocol`` and the name in the ``protocols`` option.
+    name: ClassVar[str]
+    #: Methods and response headers this protocol needs a browser to allow (CORS).
+    methods: ClassVar[tuple[str, ...]]
+    expose_headers: ClassVar[tuple[str, ...]] = ()
+    #: Error class → status, where this protocol's clients need another status
+    #: than the error's default (looked up along the class's MRO).
+    status_overrides: ClassVar[dict[type[TusFilterError], int]] = {}
+
+    def __init__(self, settings: Settings, storage: Storage):
+        self.settings = settings
+        self.storage = storage
+
+    @abstractmethod
+    def recognizes(self, request: UploadRequest) -> bool:
+        """Whether this request is for this protocol (it may read the form or JSON body)."""
+
+    @abstractmethod
+    def handle(self, request: UploadRequest) -> Outcome:
+        """Answer the request; raise a :class:`TusFilterError` for anything refused."""
+
+    # -- responses ------------------------------------------------------------------------
+
+    def essential_headers(self) -> dict[str, str]:
+        """Headers every response of this protocol carries, the app's included."""
+        return {}
+
+    def status_for(self, error: TusFilterError) -> int:
+        for cls in type(error).__mro__:
+            if cls in self.status_overrides:
+                return self.status_overrides[cls]
+        return error.status
+
+    def error_response(self, error: TusFilterError) -> Response:
+        """The one place an error becomes a response for this protocol's clients."""
+        response = self.render_error(self.status_for(error), error)
+        response.headers.update(error.headers)
+        response.headers.update(self.essential_headers())
+        return response
+
+    def render_error(self, status: int, error: TusFilterError) -> Response:
+        return Response.json(status, {"error": error.message})
+
+    # -- shared steps ---------------------------------------------------------------------
+
+    def run_on_create(self, request: UploadRequest, info: UploadInfo) -> None:
+        """Let the application veto a new upload (it raises :class:`~tus_filter.Reject`)."""
+        if self.settings.on_create is not None:
+            self.settings.on_create(request.environ, info)
+
+    def complete(self, record: UploadRecord) -> Upload:
+        """Mark ``record`` complete and save it; the caller holds its lock (see module doc)."""
+        record.status = COMPLETE
+        record.completed = time.time()
+        self.storage.save(record)
+        log.info("upload %s complete (%s, %s bytes)", record.upload_id, self.name, record.length)
+        return self.upload_of(record)
+
+    def upload_of(self, record: UploadRecord) -> Upload:
+        return completed_upload(record, self.storage)
+
+    def info_of(self, record: UploadRecord) -> UploadInfo:
+        return UploadInfo(
+            protocol=record.protocol,
+            upload_id=record.upload_id,
+            size=record.length,
+            filename=record.filename,
+            metadata=dict(record.metadata),
+            content_type=record.content_type,
+        )
+
+    def touch(self, record: UploadRecord) -> None:
+        """Record activity: unfinished uploads expire relative to their last request."""
+        record.touched = time.time()
+
+
+def completed_upload(record: UploadRecord, storage: Storage) -> Upload:
+    """The hand-off object for a completed ``record``."""
+    return Upload(
+        protocol=record.protocol,
+        upload_id=record.upload_id,
+        path=storage.data_path(record.upload_id),
+        size=record.length or 0,
+        filename=record.filename,
+        metadata=dict(record.metadata),
+        content_type=record.content_type,
+    )

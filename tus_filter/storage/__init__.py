@@ -1,0 +1,6 @@
+"""Storage: the contract (``base``) and the filesystem implementation."""
+
+from .base import COMPLETE, UPLOADING, Storage, UploadExists, UploadRecord
+from .filesystem import FilesystemStorage
+
+__all__ = ["COMPLETE", "UPLOADING", "FilesystemStorage", "Storage", "UploadExists", "UploadRecord"]

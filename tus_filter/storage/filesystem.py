@@ -1,0 +1,205 @@
+"""Filesystem storage: one directory per upload, a JSON record and a data file.
+
+Layout below ``tmp_file_dir``::
+
+    uploads/<id[:2]>/<id>/info.json   the record, replaced atomically (write + rename)
+    uploads/<id[:2]>/<id>/data        the bytes, written at offsets (sparse while chunks arrive)
+    locks/<id[:2]>/<id>.lock          the per-upload lock file (see ``tus_filter.locking``)
+
+Ids are lowercase hex (32 or 64 digits); anything else is rejected before a
+path is built, so no client string can ever reach the filesystem.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
+from ..locking import FileLocker, Lock
+from .base import Storage, UploadExists, UploadRecord
+
+_ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{64})$")
+_COPY_BLOCK = 1024 * 1024
+
+
+@contextmanager
+def _os_errors() -> Iterator[None]:
+    """Translate OS errors that mean something to a client into domain errors."""
+    try:
+        yield
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull() from error
+        raise
+
+
+class FilesystemStorage(Storage):
+    def __init__(self, directory: str, *, valid_duration: int, lock_timeout: float):
+        self.directory = directory
+        self.valid_duration = valid_duration
+        self._uploads = os.path.join(directory, "uploads")
+        self._locker = FileLocker(os.path.join(directory, "locks"), lock_timeout)
+        os.makedirs(self._uploads, exist_ok=True)
+
+    # -- paths ----------------------------------------------------------------------------
+
+    def _dir(self, upload_id: str) -> str:
+        if not _ID.match(upload_id):
+            raise UploadNotFound()
+        return os.path.join(self._uploads, upload_id[:2], upload_id)
+
+    def data_path(self, upload_id: str) -> str:
+        return os.path.join(self._dir(upload_id), "data")
+
+    def _record_path(self, upload_id: str) -> str:
+        return os.path.join(self._dir(upload_id), "info.json")
+
+    # -- records --------------------------------------------------------------------------
+
+    def new_id(self) -> str:
+        return secrets.token_hex(16)
+
+    def lock(self, upload_id: str, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
+        self._dir(upload_id)  # validate before a lock file is named after it
+        return self._locker.hold(upload_id, timeout=timeout)
+
+    def create(self, record: UploadRecord) -> None:
+        directory = self._dir(record.upload_id)
+        with _os_errors():
+            os.makedirs(os.path.dirname(directory), exist_ok=True)
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                if os.path.exists(self._record_path(record.upload_id)):
+                    raise UploadExists() from None
+                # a crash between mkdir and the record: reuse the directory
+            with open(self.data_path(record.upload_id), "wb"):
+                pass
+            self.save(record)
+
+    def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
+        try:
+            with open(self._record_path(upload_id), encoding="utf-8") as handle:
+                record = UploadRecord.from_json(json.load(handle))
+        except FileNotFoundError:
+            raise UploadNotFound() from None
+        expires = record.expires_at(self.valid_duration)
+        if not allow_expired and expires is not None and expires < time.time():
+            raise UploadExpired()
+        return record
+
+    def save(self, record: UploadRecord) -> None:
+        path = self._record_path(record.upload_id)
+        temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+        with _os_errors():
+            try:
+                with open(temporary, "w", encoding="utf-8") as handle:
+                    json.dump(record.to_json(), handle, separators=(",", ":"))
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temporary, path)
+            except FileNotFoundError:
+                raise UploadNotFound() from None  # deleted under a caller without the lock
+            finally:
+                if os.path.exists(temporary):
+                    os.unlink(temporary)
+
+    # -- data -----------------------------------------------------------------------------
+
+    def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
+        written = 0
+        with _os_errors():
+            try:
+                fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                raise UploadNotFound() from None
+            try:
+                for block in blocks:
+                    view = memoryview(block)
+                    while view:
+                        count = os.pwrite(fd, view, offset + written)
+                        written += count
+                        view = view[count:]
+            finally:
+                os.fdatasync(fd)
+                os.close(fd)
+        return written
+
+    def truncate(self, upload_id: str, size: int) -> None:
+        with _os_errors():
+            os.truncate(self.data_path(upload_id), size)
+
+    def concatenate(self, upload_id: str, source_ids: list[str]) -> int:
+        with _os_errors(), open(self.data_path(upload_id), "wb") as target:
+            for source_id in source_ids:
+                try:
+                    with open(self.data_path(source_id), "rb") as source:
+                        shutil.copyfileobj(source, target, _COPY_BLOCK)
+                except FileNotFoundError:
+                    raise UploadNotFound(f"partial upload {source_id} is gone") from None
+            target.flush()
+            os.fsync(target.fileno())
+            return target.tell()
+
+    def delete(self, upload_id: str, lock: Lock) -> None:
+        shutil.rmtree(self._dir(upload_id), ignore_errors=True)
+        lock.discard()
+
+    # -- expiry ---------------------------------------------------------------------------
+
+    def cleanup(self) -> int:
+        deleted = 0
+        if self.valid_duration <= 0:
+            return deleted
+        now = time.time()
+        for upload_id in self._all_ids():
+            try:
+                record = self.load(upload_id, allow_expired=True)
+            except UploadNotFound:
+                if self._orphan_is_stale(upload_id, now):
+                    self._delete_unlocked(upload_id)
+                continue
+            expires = record.expires_at(self.valid_duration)
+            if expires is not None and expires < now:
+                deleted += self._delete_unlocked(upload_id)
+        return deleted
+
+    def _all_ids(self) -> Iterator[str]:
+        try:
+            shards = os.listdir(self._uploads)
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            try:
+                names = os.listdir(os.path.join(self._uploads, shard))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            yield from (name for name in names if _ID.match(name))
+
+    def _orphan_is_stale(self, upload_id: str, now: float) -> bool:
+        """A directory without a record (a crash inside ``create``) older than the TTL."""
+        try:
+            return os.stat(self._dir(upload_id)).st_mtime + self.valid_duration < now
+        except FileNotFoundError:
+            return False
+
+    def _delete_unlocked(self, upload_id: str) -> int:
+        """Delete unless a request holds the upload; re-check expiry under the lock."""
+        try:
+            with self.lock(upload_id, timeout=0) as lock:
+                try:
+                    self.load(upload_id)
+                    return 0  # touched meanwhile: alive again
+                except (UploadExpired, UploadNotFound):
+                    self.delete(upload_id, lock)
+                    return 1
+        except UploadLocked:
+            return 0
