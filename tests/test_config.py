@@ -1,0 +1,130 @@
+"""Options: Python keyword arguments, Paste ini strings, and load-time failures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from paste.deploy import loadapp
+from webtest import TestApp
+
+from tests.paste.apps import hello_app, refuse_exe
+from tus_filter import ConfigError, TusFilter
+from tus_filter.config import Settings, options_from_strings, parse_size
+
+PASTE = Path(__file__).parent / "paste"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("1048576", 1048576, id="plain-bytes"),
+        pytest.param("512K", 512 * 1024, id="kibibytes"),
+        pytest.param("500M", 500 * 1024**2, id="mebibytes"),
+        pytest.param("2G", 2 * 1024**3, id="gibibytes"),
+        pytest.param("2g", 2 * 1024**3, id="suffix-case-insensitive"),
+        pytest.param("", None, id="empty-means-no-limit"),
+        pytest.param("none", None, id="none-means-no-limit"),
+    ],
+)
+def test_sizes_in_ini(raw: str, expected: int | None) -> None:
+    assert parse_size(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        pytest.param({"max_size": "lots"}, "tus_filter: max_size: 'lots'", id="bad-size"),
+        pytest.param({"max_sise": "1G"}, "tus_filter: max_sise: unknown option", id="unknown"),
+        pytest.param({"lock_timeout": "soon"}, "tus_filter: lock_timeout: 'soon'", id="bad-float"),
+        pytest.param({"behind_proxy": "maybe"}, "tus_filter: behind_proxy: 'maybe'", id="bad-bool"),
+        pytest.param({"upload_valid_duration": "1d"}, "upload_valid_duration: '1d'", id="bad-int"),
+        pytest.param({"on_create": "nowhere"}, "tus_filter: on_create: 'nowhere'", id="hook-syntax"),
+        pytest.param(
+            {"on_create": "tests.paste.apps:missing"}, "on_create: 'tests.paste.apps:missing'",
+            id="hook-missing",
+        ),
+    ],
+)
+def test_bad_ini_strings_name_the_option(options: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        options_from_strings(options)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"upload_path": "files"}, "upload_path", id="relative-path"),
+        pytest.param({"upload_path": "/"}, "upload_path", id="root-path"),
+        pytest.param({"max_size": -1}, "max_size", id="negative-size"),
+        pytest.param({"protocols": ["tus", "ftp"]}, "protocols", id="unknown-protocol"),
+        pytest.param({"protocols": []}, "protocols", id="no-protocol"),
+        pytest.param({"checksum_algorithms": ["md5"]}, "sha1", id="sha1-required"),
+        pytest.param({"checksum_algorithms": ["sha1", "crc99"]}, "crc99", id="unknown-hash"),
+        pytest.param({"lock_timeout": 0}, "lock_timeout", id="zero-timeout"),
+        pytest.param({"on_create": "not callable"}, "on_create", id="hook-not-callable"),
+        pytest.param({"upload_valid_duration": -5}, "upload_valid_duration", id="negative-ttl"),
+    ],
+)
+def test_bad_keyword_options_fail_at_construction(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        TusFilter(hello_app, tmp_file_dir=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+
+def test_defaults_are_the_documented_ones() -> None:
+    settings = Settings()
+    assert settings.upload_path == "/files"
+    assert settings.tmp_file_dir == os.path.join(tempfile.gettempdir(), "tus_filter")
+    assert settings.max_size is None
+    assert settings.upload_valid_duration == 86400
+    assert settings.protocols == ("tus", "uid", "flowjs", "resumablejs")
+    assert settings.checksum_algorithms == ("sha1", "md5", "sha256", "sha512")
+    assert settings.lock_timeout == 10.0
+    assert settings.cors_origins == ()
+    assert settings.behind_proxy is False
+    assert settings.send_file is False
+
+
+def test_trailing_slash_on_upload_path_is_ignored(tmp_path: Path) -> None:
+    assert TusFilter(hello_app, upload_path="/up/", tmp_file_dir=str(tmp_path)).settings.upload_path == "/up"
+
+
+def test_filter_with_ini_passes_every_option(tmp_path: Path) -> None:
+    app = loadapp(f"config:{PASTE / 'filter_with.ini'}", global_conf={"tmp_dir": str(tmp_path)})
+    assert isinstance(app, TusFilter)
+    settings = app.settings
+    assert settings.upload_path == "/uploads"
+    assert settings.tmp_file_dir == str(tmp_path / "filter-with")
+    assert settings.max_size == 2 * 1024**3
+    assert settings.upload_valid_duration == 3600
+    assert settings.protocols == ("tus", "flowjs")
+    assert settings.checksum_algorithms == ("sha1", "sha256")
+    assert settings.lock_timeout == 2.5
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    assert settings.behind_proxy is True
+    assert settings.send_file is False
+    assert settings.on_create is refuse_exe
+    assert TestApp(app).get("/").text == "hello from the app"
+
+
+def test_pipeline_ini_wraps_the_app(tmp_path: Path) -> None:
+    app = loadapp(f"config:{PASTE / 'pipeline.ini'}", global_conf={"tmp_dir": str(tmp_path)})
+    assert isinstance(app, TusFilter)
+    assert (tmp_path / "pipeline").is_dir()
+    assert TestApp(app).get("/elsewhere").text == "hello from the app"
+
+
+@pytest.mark.parametrize(
+    ("ini", "message"),
+    [
+        pytest.param("bad_option.ini", "tus_filter: max_size: 'lots'", id="bad-value"),
+        pytest.param("unknown_option.ini", "tus_filter: max_sise: unknown option", id="unknown"),
+    ],
+)
+def test_bad_ini_fails_at_loadapp(ini: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        loadapp(f"config:{PASTE / ini}")

@@ -1,0 +1,175 @@
+"""The WSGI edge: what reaches the app untouched, path matching, preflights, URLs."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from webtest import TestApp
+
+from tus_filter import TusFilter
+from tus_filter.urls import base_url, collection_url, match_upload_path
+
+
+class EchoApp:
+    """Answers with what it received, to prove pass-through is byte-for-byte."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                  ("X-Path", environ["PATH_INFO"]),
+                                  ("X-Method", environ["REQUEST_METHOD"])])
+        return [body]
+
+
+@pytest.fixture
+def app(tmp_path: Path) -> TestApp:
+    return TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body"),
+    [
+        pytest.param("GET", "/", None, b"", id="outside"),
+        pytest.param("POST", "/files-old", "application/json", b'{"a":1}', id="prefix-not-segment"),
+        pytest.param("POST", "/filesystem/x", "text/plain", b"abc", id="longer-segment"),
+        pytest.param("GET", "/files", None, b"", id="plain-get-on-collection"),
+        pytest.param("GET", "/files/report.pdf", None, b"", id="plain-get-below"),
+        pytest.param("POST", "/files", "application/json", b'{"name":"x"}', id="json-not-an-upload"),
+        pytest.param(
+            "POST", "/files",
+            "multipart/form-data; boundary=XyZ",
+            b'--XyZ\r\nContent-Disposition: form-data; name="title"\r\n\r\nhello\r\n'
+            b'--XyZ\r\nContent-Disposition: form-data; name="doc"; filename="a.txt"\r\n'
+            b"Content-Type: text/plain\r\n\r\n" + b"x" * 300_000 + b"\r\n--XyZ--\r\n",
+            id="multipart-form-not-an-upload",
+        ),
+    ],
+)
+def test_unrecognised_requests_reach_the_app_byte_for_byte(
+    app: TestApp, method: str, path: str, content_type: str | None, body: bytes
+) -> None:
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = app.request(path, method=method, body=body, headers=headers)
+    assert response.status_int == 200
+    assert response.body == body
+    assert response.headers["X-Path"] == path
+    assert response.headers["X-Method"] == method
+
+
+@pytest.mark.parametrize(
+    ("path_info", "expected"),
+    [
+        pytest.param("/files", "", id="collection"),
+        pytest.param("/files/", "", id="collection-slash"),
+        pytest.param("/files/abc", "abc", id="upload"),
+        pytest.param("/files/a/b", "a/b", id="deeper"),
+        pytest.param("/files-x", None, id="sibling-prefix"),
+        pytest.param("/file", None, id="shorter"),
+        pytest.param("/other/files", None, id="not-at-start"),
+    ],
+)
+def test_upload_path_matches_on_segment_boundaries(path_info: str, expected: str | None) -> None:
+    assert match_upload_path(path_info, "/files") == expected
+
+
+BASE = {"wsgi.url_scheme": "http", "HTTP_HOST": "app.local:8080", "SCRIPT_NAME": ""}
+
+
+@pytest.mark.parametrize(
+    ("extra", "behind_proxy", "expected"),
+    [
+        pytest.param({}, False, "http://app.local:8080", id="host-header"),
+        pytest.param({"HTTP_HOST": "app.local:80"}, False, "http://app.local", id="default-port"),
+        pytest.param(
+            {"HTTP_HOST": "", "SERVER_NAME": "srv", "SERVER_PORT": "81"}, False, "http://srv:81",
+            id="server-name",
+        ),
+        pytest.param(
+            {"HTTP_X_FORWARDED_HOST": "evil.example", "HTTP_X_FORWARDED_PROTO": "https"}, False,
+            "http://app.local:8080", id="forwarded-ignored-by-default",
+        ),
+        pytest.param(
+            {"HTTP_X_FORWARDED_HOST": "up.example", "HTTP_X_FORWARDED_PROTO": "https"}, True,
+            "https://up.example", id="x-forwarded",
+        ),
+        pytest.param(
+            {"HTTP_FORWARDED": 'for=1.2.3.4;host="up.example:8443";proto=https',
+             "HTTP_X_FORWARDED_HOST": "other.example"}, True,
+            "https://up.example:8443", id="forwarded-wins",
+        ),
+        pytest.param(
+            {"HTTP_X_FORWARDED_PROTO": "gopher"}, True, "http://app.local:8080",
+            id="only-http-https-schemes",
+        ),
+        pytest.param(
+            {"HTTP_X_FORWARDED_HOST": "up.example:443", "HTTP_X_FORWARDED_PROTO": "https"}, True,
+            "https://up.example", id="strips-443",
+        ),
+    ],
+)
+def test_base_url(extra: dict[str, str], behind_proxy: bool, expected: str) -> None:
+    assert base_url({**BASE, **extra}, behind_proxy=behind_proxy) == expected
+
+
+def test_collection_url_honours_script_name() -> None:
+    environ = {**BASE, "SCRIPT_NAME": "/app"}
+    assert collection_url(environ, "/files", behind_proxy=False) == "http://app.local:8080/app/files"
+
+
+def test_upload_path_is_relative_to_script_name(tmp_path: Path) -> None:
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path)))
+    response = app.get("/files", extra_environ={"SCRIPT_NAME": "/mounted"})
+    assert response.headers["X-Path"] == "/files"  # passed through, matched on PATH_INFO
+
+
+@pytest.mark.parametrize(
+    ("origin", "status", "allow_origin"),
+    [
+        pytest.param("https://good.example", 204, "https://good.example", id="allowed"),
+        pytest.param("https://evil.example", 403, None, id="refused"),
+    ],
+)
+def test_preflight(tmp_path: Path, origin: str, status: int, allow_origin: str | None) -> None:
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path),
+                            cors_origins=["https://good.example"]))
+    response = app.options(
+        "/files/anything",
+        headers={"Origin": origin, "Access-Control-Request-Method": "PATCH",
+                 "Access-Control-Request-Headers": "tus-resumable, upload-offset, x-csrf"},
+        status=status,
+    )
+    assert response.headers.get("Access-Control-Allow-Origin") == allow_origin
+    if allow_origin:
+        assert response.headers["Access-Control-Allow-Credentials"] == "true"
+        assert response.headers["Access-Control-Allow-Headers"] == "tus-resumable, upload-offset, x-csrf"
+        assert "PATCH" in response.headers["Access-Control-Allow-Methods"]
+        assert response.headers["Access-Control-Max-Age"] == "86400"
+        assert "Origin" in response.headers["Vary"]
+
+
+def test_wildcard_origin_is_echoed(tmp_path: Path) -> None:
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path), cors_origins="*"))
+    response = app.options("/files", headers={"Origin": "https://x.example",
+                                              "Access-Control-Request-Method": "POST"})
+    assert response.headers["Access-Control-Allow-Origin"] == "https://x.example"
+
+
+def test_preflight_is_not_special_without_cors(tmp_path: Path) -> None:
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path), protocols=["flowjs"]))
+    response = app.options("/files", headers={"Origin": "https://x.example",
+                                              "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert response.headers["X-Method"] == "OPTIONS"  # nobody claimed it: the app answered
+
+
+def test_input_replay_supports_readline() -> None:
+    from tus_filter.incoming import _ReplayStream
+
+    stream = _ReplayStream(b"ab\ncd", io.BytesIO(b"ef\ngh"))
+    assert stream.readline() == b"ab\n"
+    assert stream.readline() == b"cdef\n"
+    assert stream.read() == b"gh"
