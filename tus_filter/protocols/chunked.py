@@ -1,0 +1,148 @@
+"""What the chunk-numbered protocols share: layout maths and exactly-once chunk bookkeeping.
+
+flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
+into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest.
+Each chunk is written straight into the upload's data file at its offset
+(positional writes to disjoint ranges need no lock, so parallel chunks really
+run in parallel), and marked as received, under the upload's lock, only
+after it was written completely with exactly its expected size.  Completing
+an upload is therefore a bookkeeping step whose cost does not grow with the
+file: there is nothing to concatenate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from ..errors import BadRequest, UploadExpired, UploadNotFound
+from ..storage import UploadRecord
+from ..upload import Upload
+from .base import Protocol
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Chunk ``i`` (0-based) covers ``[i * chunk_size, i * chunk_size + size(i))``."""
+
+    total: int
+    chunk_size: int
+    count: int
+
+    def start(self, index: int) -> int:
+        return index * self.chunk_size
+
+    def size(self, index: int) -> int:
+        if index < self.count - 1:
+            return self.chunk_size
+        return self.total - (self.count - 1) * self.chunk_size
+
+    @property
+    def is_consistent(self) -> bool:
+        """Every chunk has a non-negative size and the chunks cover ``total`` exactly."""
+        return self.count >= 1 and self.chunk_size >= 1 and self.size(self.count - 1) >= 0
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """``complete``: the upload is finished (now or earlier).
+
+    ``completed`` is set only for the one request that finished it: that
+    request, and no other, hands the upload to the application.
+    """
+
+    complete: bool
+    completed: Upload | None = None
+
+
+class ChunkStore:
+    """Chunk bookkeeping for ``protocol`` on top of its storage."""
+
+    def __init__(self, protocol: Protocol):
+        self.protocol = protocol
+        self.storage = protocol.storage
+
+    def find(self, upload_id: str) -> UploadRecord | None:
+        """The live record, or ``None`` (never created, deleted, or expired)."""
+        try:
+            return self.storage.load(upload_id)
+        except UploadNotFound:
+            return None
+
+    def open(self, upload_id: str, new_record: Callable[[], UploadRecord]) -> UploadRecord:
+        """The live record for ``upload_id``, created from ``new_record()`` if there is none.
+
+        An expired record under the same id is replaced: the client starts over.
+        """
+        record = self.find(upload_id)
+        if record is not None:
+            return record
+        with self.storage.lock(upload_id):
+            try:
+                return self.storage.load(upload_id)
+            except UploadExpired:  # start afresh over the stale record
+                record = new_record()
+                self.storage.truncate(upload_id, 0)
+                self.storage.save(record)
+                return record
+            except UploadNotFound:
+                record = new_record()
+                self.storage.create(record)
+                return record
+
+    def write(
+        self, record: UploadRecord, index: int, layout: Layout, blocks: Iterable[bytes]
+    ) -> ChunkResult:
+        """Store chunk ``index`` from ``blocks``; it must be exactly ``layout.size(index)`` bytes.
+
+        A chunk of the wrong size raises :class:`BadRequest` and is not marked
+        (its bytes may stay in the data file; a re-sent chunk overwrites them).
+        Bytes beyond the chunk's range are never written.
+        """
+        if record.is_complete:
+            for _ in blocks:  # drain: a retry after a lost response is harmless
+                pass
+            return ChunkResult(True)
+        expected = layout.size(index)
+        written = self.storage.write_at(
+            record.upload_id, layout.start(index), _exactly(blocks, expected)
+        )
+        if written != expected:
+            raise BadRequest(f"chunk {index} has {written} bytes, expected {expected}")
+        return self.mark(record.upload_id, index)
+
+    def mark(self, upload_id: str, index: int) -> ChunkResult:
+        """Record chunk ``index`` as stored; complete the upload if it was the last one."""
+        with self.storage.lock(upload_id):
+            record = self.storage.load(upload_id)
+            if record.is_complete:
+                return ChunkResult(True)
+            record.add_chunk(index)
+            return self._finish_or_save(record)
+
+    def finish_if_complete(self, upload_id: str) -> ChunkResult:
+        """Complete the upload if every chunk is stored (recovery through a test request)."""
+        with self.storage.lock(upload_id):
+            record = self.storage.load(upload_id)
+            if record.is_complete:
+                return ChunkResult(True)
+            if record.chunks_received() < (record.chunk_count or 0):
+                return ChunkResult(False)
+            return self._finish_or_save(record)
+
+    def _finish_or_save(self, record: UploadRecord) -> ChunkResult:
+        self.protocol.touch(record)
+        if record.chunks_received() == record.chunk_count:
+            return ChunkResult(True, self.protocol.complete(record))
+        self.storage.save(record)
+        return ChunkResult(False)
+
+
+def _exactly(blocks: Iterable[bytes], expected: int) -> Iterator[bytes]:
+    """Pass ``blocks`` through, refusing (before writing) any byte beyond ``expected``."""
+    seen = 0
+    for block in blocks:
+        seen += len(block)
+        if seen > expected:
+            raise BadRequest(f"chunk is larger than the expected {expected} bytes")
+        yield block
