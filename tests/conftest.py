@@ -8,13 +8,27 @@ system Chromium the fixtures fail (they never skip): run ``make test``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.browser import ChromiumMissing, launch_chromium, save_screenshot
+from tests.support.browser import (
+    CHROMIUM_MISSING,
+    find_chromium,
+    launch_chromium,
+    save_screenshot,
+)
+
+# WebOb 1.8 imports the stdlib cgi module, which warns on import since Python
+# 3.11.  Import it once here with only that warning silenced, so the rest of
+# the run keeps warnings-as-errors even under `pytest -W error`, which
+# overrides ini-file filters.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
+    import webob  # noqa: F401
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 
@@ -32,11 +46,11 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    executable_path = find_chromium()
+    if executable_path is None:
+        pytest.fail(CHROMIUM_MISSING, pytrace=False)
     with sync_playwright() as playwright:
-        try:
-            chromium = launch_chromium(playwright)
-        except ChromiumMissing as exc:
-            pytest.fail(str(exc), pytrace=False)
+        chromium = launch_chromium(playwright, executable_path)
         yield chromium
         chromium.close()
 

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
-from wsgiref.util import setup_testing_defaults
 
 import pytest
 import requests
+import webtest
 
 from tests.support import REPO_ROOT
 from tests.support.apps import UPLOAD_KEY, RecordingApp, read_records, recording_app_factory
@@ -127,9 +127,16 @@ def test_serve_processes_loads_paste_ini(tmp_path: Path) -> None:
     ini.write_text(
         "[app:main]\n"
         "use = call:tests.support.apps:recording_app_factory\n"
-        "record_dir = %(record_dir)s\n"
+        "record_dir = %(records)s\n"
     )
-    with serve_processes(ini, {"record_dir": str(tmp_path)}, workers=1) as [url]:
+    with serve_processes(ini, {"records": str(tmp_path)}, workers=1) as [url]:
+        response = requests.get(url + "/elsewhere", timeout=10)
+    assert (response.status_code, response.text) == (404, "no such page")
+
+
+def test_filtered_recording_app_passes_other_requests_through(tmp_path: Path) -> None:
+    kwargs = {"record_dir": str(tmp_path / "records"), "tmp_file_dir": str(tmp_path / "tmp")}
+    with serve_processes("tests.support.apps:filtered_recording_app", kwargs, workers=1) as [url]:
         response = requests.get(url + "/elsewhere", timeout=10)
     assert (response.status_code, response.text) == (404, "no such page")
 
@@ -142,62 +149,40 @@ def test_serve_processes_reports_worker_that_fails_to_start() -> None:
         pass
 
 
-def _call(app: WSGIApplication, path: str, method: str = "GET") -> tuple[str, dict[str, str], bytes]:
-    environ: dict[str, Any] = {"PATH_INFO": path, "REQUEST_METHOD": method}
-    setup_testing_defaults(environ)
-    started: list[Any] = []
-    chunks = app(environ, lambda status, headers, exc_info=None: started.extend([status, headers]))
-    try:
-        body = b"".join(chunks)
-    finally:
-        getattr(chunks, "close", lambda: None)()
-    status, headers = started
-    return status, dict(headers), body
+NOT_SERVED = ("404 Not Found", "text/plain", b"not found")
+PASSED_ON = ("404 Not Found", "text/plain", b"no such page")
+JS = "text/javascript; charset=utf-8"
 
 
-@pytest.mark.parametrize(
-    ("path", "method", "status", "content_type"),
-    [
-        pytest.param("/page.html", "GET", "200 OK", "text/html; charset=utf-8", id="page"),
-        pytest.param(
-            "/node_modules/tus-js-client/dist/tus.js",
-            "GET",
-            "200 OK",
-            "text/javascript; charset=utf-8",
-            id="script",
-        ),
-        pytest.param(
-            "/node_modules/uppy/dist/uppy.min.css", "HEAD", "200 OK", "text/css; charset=utf-8",
-            id="head-stylesheet",
-        ),
-        pytest.param("/node_modules/tus-js-client/package.json", "POST", "405 Method Not Allowed",
-                     None, id="read-only"),
-        pytest.param("/node_modules/../setup.cfg", "GET", "404 Not Found", "text/plain",
-                     id="dot-dot"),
-        pytest.param("/node_modules/tus-js-client/../../setup.cfg", "GET", "404 Not Found",
-                     "text/plain", id="nested-dot-dot"),
-        pytest.param("/node_modules//etc/passwd", "GET", "404 Not Found", "text/plain",
-                     id="empty-segment"),
-        pytest.param("/node_modules/tus-js-client\\..\\..\\setup.cfg", "GET", "404 Not Found",
-                     "text/plain", id="backslash"),
-        pytest.param("/node_modules/tus-js-client", "GET", "404 Not Found", "text/plain",
-                     id="directory"),
-        pytest.param("/node_modulesx/tus.js", "GET", "404 Not Found", "text/plain",
-                     id="prefix-needs-segment-boundary"),
-        pytest.param("/files/", "GET", "404 Not Found", "text/plain", id="passes-through"),
-    ],
-)
-def test_with_static(path: str, method: str, status: str, content_type: str | None) -> None:
-    app = with_static(RecordingApp(), {"/page.html": "<p>hi</p>"})
-    got_status, headers, body = _call(app, path, method)
-    assert got_status == status
-    assert headers.get("Content-Type") == content_type
-    if method == "HEAD":
-        assert body == b""
-    elif status == "200 OK":
-        assert headers["Content-Length"] == str(len(body)) and body
-    elif content_type == "text/plain":
-        assert body in (b"not found", b"no such page")
+# fmt: off
+@pytest.mark.parametrize(("method", "path", "expected"), [
+    pytest.param("GET", "/page.html", ("200 OK", "text/html; charset=utf-8", b"<p>hi</p>"),
+                 id="page"),
+    pytest.param("GET", "/node_modules/tus-js-client/dist/tus.js", ("200 OK", JS, b"(function"),
+                 id="script"),
+    pytest.param("HEAD", "/node_modules/uppy/dist/uppy.min.css",
+                 ("200 OK", "text/css; charset=utf-8", b""), id="head"),
+    pytest.param("POST", "/node_modules/tus-js-client/package.json",
+                 ("405 Method Not Allowed", None, b""), id="read-only"),
+    pytest.param("GET", "/node_modules/../setup.cfg", NOT_SERVED, id="dot-dot"),
+    pytest.param("GET", "/node_modules/tus-js-client/../../setup.cfg", NOT_SERVED,
+                 id="nested-dot-dot"),
+    pytest.param("GET", "/node_modules//etc/passwd", NOT_SERVED, id="empty-segment"),
+    pytest.param("GET", "/node_modules/tus-js-client\\..\\..\\setup.cfg", NOT_SERVED,
+                 id="backslashes"),
+    pytest.param("GET", "/node_modules/tus-js-client", NOT_SERVED, id="directory"),
+    pytest.param("GET", "/node_modulesx/tus.js", PASSED_ON, id="prefix-ends-on-segment"),
+    pytest.param("GET", "/files/", PASSED_ON, id="anything-else-passes-through"),
+])
+# fmt: on
+def test_with_static(method: str, path: str, expected: tuple[str, str | None, bytes]) -> None:
+    app = webtest.TestApp(with_static(RecordingApp(), {"/page.html": "<p>hi</p>"}))
+    response = app.request(path, method=method, expect_errors=True)
+    status, content_type, body_start = expected
+    assert (response.status, response.headers.get("Content-Type")) == (status, content_type)
+    assert response.body.startswith(body_start)
+    if method == "GET" and status == "200 OK":
+        assert response.headers["Content-Length"] == str(len(response.body))
 
 
 CLIENTS_PAGE = """<!doctype html>
@@ -224,9 +209,7 @@ CLIENTS_PAGE = """<!doctype html>
 
 
 @pytest.mark.browser
-def test_page_loads_client_libraries_from_node_modules(
-    page: Page, screenshot: Any
-) -> None:
+def test_page_loads_client_libraries_from_node_modules(page: Page, screenshot: Any) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     with serve(with_static(RecordingApp(), {"/clients.html": CLIENTS_PAGE})) as base_url:

@@ -84,7 +84,9 @@ class RecordingApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         record = describe_upload(environ)
         if record is None:
-            start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "12")])
+            start_response(
+                "404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "12")]
+            )
             return [b"no such page"]
         with self._lock:
             self.calls.append(record)

@@ -32,25 +32,24 @@ CHROMIUM_ARGS = [
 ]
 
 
-class ChromiumMissing(RuntimeError):
-    """No system Chromium: browser tests cannot run on this machine."""
+CHROMIUM_MISSING = (
+    "Chromium is not installed, so browser tests cannot run: "
+    "run `make test` (it apt-installs Debian's chromium package)"
+)
 
 
-def find_chromium() -> str:
-    """Path of the system Chromium; raises ``ChromiumMissing`` if absent."""
+def find_chromium() -> str | None:
+    """Path of the system Chromium, or None if it is not installed."""
     for candidate in ("/usr/bin/chromium", shutil.which("chromium")):
         if candidate and Path(candidate).is_file():
             return candidate
-    raise ChromiumMissing(
-        "Chromium is not installed, so browser tests cannot run: "
-        "run `make test` (it apt-installs Debian's chromium package)"
-    )
+    return None
 
 
-def launch_chromium(playwright: Playwright) -> Browser:
-    """Launch headless system Chromium with the harness' flags."""
+def launch_chromium(playwright: Playwright, executable_path: str) -> Browser:
+    """Launch the Chromium at ``executable_path`` headless, with the harness' flags."""
     return playwright.chromium.launch(
-        executable_path=find_chromium(), args=CHROMIUM_ARGS, headless=True
+        executable_path=executable_path, args=CHROMIUM_ARGS, headless=True
     )
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import TYPE_CHECKING, Any
 
 import waitress
@@ -39,9 +39,7 @@ def serve(app: WSGIApplication) -> Iterator[str]:
     their connection dropped.
     """
     socket_map: dict[int, Any] = {}
-    server = waitress.create_server(
-        app, map=socket_map, host="127.0.0.1", port=0, threads=THREADS
-    )
+    server = waitress.create_server(app, map=socket_map, host="127.0.0.1", port=0, threads=THREADS)
     loop = threading.Thread(target=server.run, name="waitress-loop", daemon=True)
     loop.start()
     try:
@@ -49,17 +47,17 @@ def serve(app: WSGIApplication) -> Iterator[str]:
     finally:
         # The asyncore loop is not thread-safe: close its dispatchers from
         # inside it.  Emptying the map makes server.run() return.
-        server.trigger.pull_trigger(lambda: _close_all(socket_map))
+        server.trigger.pull_trigger(lambda: _close_all(server, socket_map))
         loop.join(STOP_TIMEOUT)
         server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
         if loop.is_alive():
             raise RuntimeError("waitress loop did not stop")
 
 
-def _close_all(socket_map: dict[int, Any]) -> None:
-    # handle_close (not close) so that channels also release their buffers.
-    for dispatcher in list(socket_map.values()):
-        dispatcher.handle_close()
+def _close_all(server: Any, socket_map: dict[int, Any]) -> None:
+    server.close()  # the listening socket and the trigger
+    for channel in list(socket_map.values()):
+        channel.handle_close()  # unlike close(), also releases its buffers
     socket_map.clear()
 
 
@@ -125,10 +123,8 @@ def _read_base_url(process: subprocess.Popen[str], deadline: float) -> str:
 
 def _stop(process: subprocess.Popen[str]) -> None:
     assert process.stdin is not None and process.stdout is not None
-    try:
+    with suppress(BrokenPipeError):  # the worker is already gone
         process.stdin.close()
-    except BrokenPipeError:  # the worker is already gone
-        pass
     try:
         process.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:

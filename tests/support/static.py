@@ -42,9 +42,7 @@ def _content_type(path: Path) -> str:
 
 def _plain(start_response: StartResponse, status: str, text: str) -> list[bytes]:
     body = text.encode()
-    start_response(
-        status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
-    )
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
 
 
@@ -65,7 +63,9 @@ class StaticFiles:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         if method not in ("GET", "HEAD"):
-            start_response("405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")])
+            start_response(
+                "405 Method Not Allowed", [("Allow", "GET, HEAD"), ("Content-Length", "0")]
+            )
             return []
         path = self._resolve(environ.get("PATH_INFO", ""))
         if path is None:
@@ -81,7 +81,8 @@ class StaticFiles:
         if method == "HEAD":
             return []
         file_wrapper = environ.get("wsgi.file_wrapper", FileWrapper)
-        return file_wrapper(path.open("rb"), _BLOCK)  # the server closes it
+        body: Iterable[bytes] = file_wrapper(path.open("rb"), _BLOCK)  # the server closes it
+        return body
 
     def _resolve(self, path_info: str) -> Path | None:
         """The file ``path_info`` names, or None if it names none we serve."""
