@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_threads_are_mutually_exclusive(tmp_path: Path) -> None:
     assert overlaps == 0
 
 
-def _hold_in_child(directory: str, ready: multiprocessing.synchronize.Event, release: multiprocessing.synchronize.Event) -> None:
+def _hold_in_child(directory: str, ready: Event, release: Event) -> None:
     with FileLocker(directory, timeout=1).hold(KEY):
         ready.set()
         release.wait(10)

@@ -113,7 +113,9 @@ def test_concatenate_in_order(storage: FilesystemStorage) -> None:
     assert Path(storage.data_path(final.upload_id)).read_bytes() == b"worldhello world"
 
 
-def test_delete_removes_record_data_and_lock_file(storage: FilesystemStorage, tmp_path: Path) -> None:
+def test_delete_removes_record_data_and_lock_file(
+    storage: FilesystemStorage, tmp_path: Path
+) -> None:
     record = new(storage)
     with storage.lock(record.upload_id) as lock:
         storage.delete(record.upload_id, lock)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, TypeAlias
 
 from multipart import MultipartError, MultipartSegment, PushMultipartParser
 
@@ -22,7 +22,7 @@ MAX_FIELD_BYTES = 64 * 1024  # one text field (a relative path is at most 4 KiB)
 MAX_FIELDS_BYTES = 1024 * 1024  # all text fields of one request
 MAX_SEGMENTS = 64
 
-_Event = MultipartSegment | bytes | None
+_Event: TypeAlias = "MultipartSegment | bytes | None"
 
 
 @dataclass

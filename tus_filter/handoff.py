@@ -50,7 +50,9 @@ def call_app(
             downstream.pop("CONTENT_TYPE", None)
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
             captured["status"] = int(status.split(" ", 1)[0])
             captured["headers"] = headers
             return lambda data: chunks.append(data)
@@ -69,7 +71,9 @@ def call_app(
     return Response(captured["status"], dict(captured["headers"]), b"".join(chunks))
 
 
-def merge(protocol_response: Response, app_response: Response, essential: dict[str, str]) -> Response:
+def merge(
+    protocol_response: Response, app_response: Response, essential: dict[str, str]
+) -> Response:
     """Combine the protocol's and the app's answers (rules in the module docstring)."""
     app_headers = {k: v for k, v in app_response.headers.items() if k.lower() != "content-length"}
     if not 200 <= app_response.status < 300:

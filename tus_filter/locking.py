@@ -19,7 +19,7 @@ import fcntl
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from .errors import UploadLocked
 
@@ -36,10 +36,8 @@ class Lock:
 
     def discard(self) -> None:
         """Unlink the lock file while holding it (the key is going away)."""
-        try:
+        with suppress(FileNotFoundError):
             os.unlink(self.path)
-        except FileNotFoundError:
-            pass
 
     def release(self) -> None:
         os.close(self._fd)  # closing the description drops the flock
