@@ -6,10 +6,11 @@ import io
 import json
 from functools import cached_property
 from typing import IO, Any
+from urllib.parse import parse_qsl
 
 from webob import Request
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .forms import Form, boundary_of, read_form
 from .streams import BodyReader, body_length
 
@@ -93,9 +94,15 @@ class UploadRequest:
 
     @cached_property
     def query(self) -> dict[str, list[str]]:
-        """Query parameters (first value first)."""
+        """Query parameters (first value first); a query that is not UTF-8 is a bad request."""
+        try:
+            pairs = parse_qsl(
+                self.environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="strict"
+            )
+        except UnicodeDecodeError:
+            raise BadRequest("query string is not UTF-8") from None
         result: dict[str, list[str]] = {}
-        for key, value in self.webob.GET.items():
+        for key, value in pairs:
             result.setdefault(key, []).append(value)
         return result
 
@@ -110,12 +117,20 @@ class UploadRequest:
         return self._form
 
     def json(self) -> Any:
-        """The parsed ``application/json`` body (at most ``MAX_JSON_BYTES``), else ``None``."""
+        """The parsed ``application/json`` body, else ``None``.
+
+        A body over ``MAX_JSON_BYTES`` or without ``Content-Length`` raises
+        :class:`PayloadTooLarge` before anything is read.
+        """
         if self.content_type != "application/json":
             return None
         if not self._body_read:
+            length = self.body_length
+            if length is None or length > MAX_JSON_BYTES:
+                # Refused unread, so the body can still pass through untouched.
+                raise PayloadTooLarge("JSON body too large or of unknown length")
             self._body_read = True
-            for block in BodyReader(self._original_input, self.body_length, limit=MAX_JSON_BYTES):
+            for block in BodyReader(self._original_input, length):
                 self._raw += block
             try:
                 self._json = json.loads(bytes(self._raw))

@@ -20,6 +20,8 @@ from ..storage import UploadRecord
 from ..upload import Upload
 from .base import Protocol
 
+MAX_CHUNKS = 100_000  # per upload, for every chunk protocol: the received bitmap stays < 13 KiB
+
 
 @dataclass(frozen=True)
 class Layout:

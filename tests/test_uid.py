@@ -1,0 +1,738 @@
+"""The uid chunk protocol (chunked contract §3, the GBD WebSuite model made safe).
+
+Most tests run over all three transports (multipart, octet-stream with the
+fields in the query string, JSON with base64 content) through one helper,
+``post_chunk``.  F-numbers cite the analogous flow.js cases of the contract
+(§5.1): F14 re-sent chunks, F15 exactly-once completion, F16 chunks after
+completion, F22 the 0-byte file, F25 lock timeouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import random
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import requests
+from webtest import TestApp, TestResponse
+
+from tests.support.apps import RecordingApp
+from tests.support.servers import serve
+from tus_filter import TusFilter, UploadIncomplete, UploadInfo, UploadNotFound
+from tus_filter.errors import Reject
+from tus_filter.protocols.chunked import MAX_CHUNKS
+from tus_filter.protocols.uid import MAX_JSON_BODY, MAX_JSON_CONTENT
+from tus_filter.storage import UploadRecord
+
+TRANSPORTS = ("multipart", "octet", "json")
+BOUNDARY = "uid-test-boundary"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def multipart_body(
+    fields: Iterable[tuple[str, str]],
+    file: tuple[str, bytes] | None,
+    after: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """A form: ``fields``, the file part ``(name, bytes)``, then ``after`` (a misplaced field)."""
+    out = bytearray()
+
+    def text(name: str, value: str) -> None:
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        out.extend(f"--{BOUNDARY}\r\n{disposition}\r\n\r\n".encode())
+        out.extend(value.encode() + b"\r\n")
+
+    for name, value in fields:
+        text(name, value)
+    if file is not None:
+        out.extend(
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{file[0]}"; '
+            'filename="blob"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+        )
+        out.extend(file[1] + b"\r\n")
+    for name, value in after:
+        text(name, value)
+    out.extend(f"--{BOUNDARY}--\r\n".encode())
+    return bytes(out)
+
+
+def encode(transport: str, fields: Mapping[str, Any], content: bytes) -> tuple[str, str, bytes]:
+    """``(url, content type, body)`` of one chunk request."""
+    if transport == "json":
+        data = {**fields, "content": base64.b64encode(content).decode()}
+        return "/files", "application/json", json.dumps(data).encode()
+    text = {name: str(value) for name, value in fields.items()}
+    if transport == "multipart":
+        body = multipart_body(text.items(), ("content", content))
+        return "/files", f"multipart/form-data; boundary={BOUNDARY}", body
+    return "/files?" + urlencode(text), "application/octet-stream", content
+
+
+def post_chunk(
+    app: TestApp, transport: str, fields: Mapping[str, Any], content: bytes
+) -> TestResponse:
+    url, content_type, body = encode(transport, fields, content)
+    return send(app, url, content_type, body)
+
+
+def send(app: TestApp, url: str, content_type: str, body: bytes) -> TestResponse:
+    """POST ``body`` as is (``app.post`` would re-encode a multipart body)."""
+    headers = {"Content-Type": content_type} if content_type else {}
+    return app.request(url, method="POST", body=body, headers=headers, expect_errors=True)
+
+
+def first(total: int, count: int, number: int, name: str = "report.pdf") -> dict[str, Any]:
+    return {
+        "uploadUid": "",
+        "fileName": name,
+        "totalSize": total,
+        "chunkNumber": number,
+        "chunkCount": count,
+    }
+
+
+def later(uid: str, count: int, number: int) -> dict[str, Any]:
+    return {"uploadUid": uid, "chunkNumber": number, "chunkCount": count}
+
+
+def chunks_of(data: bytes, count: int) -> list[bytes]:
+    """The protocol's layout: ``ceil(len / count)``-byte chunks, the last one the rest."""
+    size = max(1, -(-len(data) // count))
+    return [data[i * size : (i + 1) * size] for i in range(count)]
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def stored_ids(directory: Path) -> list[str]:
+    return sorted(path.name for path in (directory / "uploads").glob("*/*"))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture(params=TRANSPORTS)
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def recorder() -> RecordingApp:
+    return RecordingApp()
+
+
+@pytest.fixture
+def make(tmp_path: Path, recorder: RecordingApp) -> Any:
+    """``make(**options)``: the filter around ``recorder`` and a TestApp driving it."""
+
+    def build(**options: Any) -> tuple[TusFilter, TestApp]:
+        wrapped = TusFilter(recorder, tmp_file_dir=str(tmp_path), **options)
+        return wrapped, TestApp(wrapped)
+
+    return build
+
+
+@pytest.fixture
+def app(make: Any) -> TestApp:
+    return make()[1]
+
+
+def start(app: TestApp, data: bytes, count: int, number: int = 0) -> str:
+    """Send chunk ``number`` as a first chunk (octet); return the new uploadUid."""
+    chunk = chunks_of(data, count)[number]
+    response = post_chunk(app, "octet", first(len(data), count, number), chunk)
+    assert response.status_int == 200, response.body
+    return str(response.json["uploadUid"])
+
+
+# -- whole uploads ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "count", "order"),
+    [
+        pytest.param(10, 1, [0], id="single-chunk"),
+        pytest.param(300, 3, [0, 1, 2], id="in-order"),
+        pytest.param(300, 3, [2, 0, 1], id="first-request-is-the-last-chunk"),
+        pytest.param(301, 4, [1, 3, 0, 2], id="shuffled-last-chunk-shorter"),
+        pytest.param(300, 3, [1, 1, 0, 0, 2], id="re-sent-chunks-F14"),
+        pytest.param(10, 4, [3, 2, 1, 0], id="last-chunk-of-one-byte"),
+        pytest.param(0, 1, [0], id="zero-byte-file-F22"),
+    ],
+)
+def test_an_upload_completes_once_with_identical_bytes(
+    app: TestApp, recorder: RecordingApp, transport: str, size: int, count: int, order: list[int]
+) -> None:
+    data = payload(size)
+    chunks = chunks_of(data, count)
+    uid = ""
+    answers = []
+    for number in order:
+        fields = first(size, count, number) if not uid else later(uid, count, number)
+        response = post_chunk(app, transport, fields, chunks[number])
+        assert response.status_int == 200, response.body
+        assert response.content_type == "application/json"
+        uid = uid or response.json["uploadUid"]
+        assert response.json["uploadUid"] == uid
+        answers.append(response.json["complete"])
+    assert len(uid) == 32 and int(uid, 16) >= 0  # a storage id: 128 random bits, hex
+    assert answers == [False] * (len(order) - 1) + [True]
+    [call] = recorder.calls
+    assert call["protocol"] == "uid"
+    assert call["upload_id"] == uid
+    assert call["filename"] == "report.pdf"
+    assert call["size"] == size
+    assert call["sha256"] == sha256(data)
+
+
+def test_a_chunk_after_completion_is_answered_without_writing_F16(
+    app: TestApp, recorder: RecordingApp, transport: str
+) -> None:
+    data = payload(20)
+    uid = start(app, data, 2, 0)
+    assert post_chunk(app, "octet", later(uid, 2, 1), data[10:]).json["complete"] is True
+    changed = bytes(10)  # the right size, other bytes: must not reach the file
+    response = post_chunk(app, transport, later(uid, 2, 0), changed)
+    assert response.status_int == 200
+    assert response.json == {"uploadUid": uid, "complete": True}
+    [call] = recorder.calls
+    assert Path(call["path"]).read_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("app_body", "expected"),
+    [
+        pytest.param(b"", None, id="app-empty-body-protocol-answer"),
+        pytest.param(b"stored as #7", b"stored as #7", id="app-body-reaches-client"),
+    ],
+)
+def test_the_completing_response_carries_the_apps_answer(
+    make: Any, recorder: RecordingApp, transport: str, app_body: bytes, expected: bytes | None
+) -> None:
+    recorder.body = app_body
+    _, app = make()
+    data = payload(8)
+    response = post_chunk(app, transport, first(8, 1, 0), data)
+    assert response.status_int == 200
+    if expected is None:
+        assert response.json["complete"] is True
+    else:
+        assert response.body == expected
+    assert len(recorder.calls) == 1
+
+
+# -- the first chunk: layout and limits -------------------------------------------------------
+
+MAX_SIZE = 200_000
+
+
+@pytest.mark.parametrize(
+    ("total", "count", "number", "size", "status"),
+    [
+        pytest.param(10, 4, 3, 1, 200, id="last-chunk-takes-the-rest"),
+        pytest.param(10, 3, 2, 2, 200, id="last-chunk-shorter"),
+        pytest.param(100, 100, 99, 1, 200, id="one-byte-chunks"),
+        pytest.param(10, 0, 0, 10, 400, id="chunk-count-zero"),
+        pytest.param(MAX_CHUNKS, MAX_CHUNKS, 0, 1, 200, id="chunk-count-at-maximum"),
+        pytest.param(MAX_CHUNKS + 1, MAX_CHUNKS + 1, 0, 1, 400, id="chunk-count-above-maximum"),
+        pytest.param(10, 6, 0, 2, 400, id="layout-leaves-last-chunk-empty"),
+        pytest.param(10, 11, 0, 1, 400, id="more-chunks-than-bytes"),
+        pytest.param(0, 2, 0, 0, 400, id="zero-byte-file-in-two-chunks"),
+        pytest.param(10, 2, 2, 5, 400, id="chunk-number-equals-count"),
+        pytest.param(10, 2, 1, 4, 400, id="chunk-too-short"),
+        pytest.param(10, 2, 1, 6, 400, id="chunk-too-long"),
+        pytest.param(10, 2, 0, 0, 400, id="chunk-empty"),
+        pytest.param(MAX_SIZE, 1, 0, MAX_SIZE, 200, id="total-equals-max-size"),
+        pytest.param(MAX_SIZE + 1, 2, 0, MAX_SIZE // 2 + 1, 413, id="total-above-max-size"),
+    ],
+)
+def test_first_chunk_layout_and_limits(
+    make: Any, tmp_path: Path, transport: str, total: int, count: int, number: int, size: int,
+    status: int,
+) -> None:
+    _, app = make(max_size=MAX_SIZE)
+    response = post_chunk(app, transport, first(total, count, number), bytes(size))
+    assert response.status_int == status, response.body
+    if status != 200:
+        assert response.json["error"]
+        assert stored_ids(tmp_path) == []  # a refused first chunk leaves nothing behind
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+BAD_TEXT_INTEGERS = ["abc", "-1", "1.0", "1e3", " 1", "", "0x1", "1" * 16, "١"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [pytest.param("chunkNumber", v, id=f"chunkNumber={v!r}") for v in BAD_TEXT_INTEGERS]
+    + [pytest.param("chunkCount", "1.0", id="chunkCount-float")]
+    + [pytest.param("totalSize", "-10", id="totalSize-negative")],
+)
+@pytest.mark.parametrize("text_transport", ["multipart", "octet"])
+def test_integers_in_text_transports_are_plain_digits(
+    app: TestApp, tmp_path: Path, text_transport: str, name: str, value: str
+) -> None:
+    fields = {**first(10, 1, 0), name: value}
+    response = post_chunk(app, text_transport, fields, bytes(10))
+    assert response.status_int == 400
+    assert name in response.json["error"]
+    assert stored_ids(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        pytest.param("chunkNumber", True, id="bool-true-chunkNumber"),
+        pytest.param("chunkNumber", False, id="bool-false-chunkNumber"),
+        pytest.param("chunkCount", True, id="bool-chunkCount"),
+        pytest.param("totalSize", "10", id="string-totalSize"),
+        pytest.param("chunkNumber", 0.0, id="float-chunkNumber"),
+        pytest.param("chunkNumber", -1, id="negative-chunkNumber"),
+        pytest.param("totalSize", 10**15, id="totalSize-above-15-digits"),
+        pytest.param("chunkCount", None, id="null-chunkCount"),
+        pytest.param("uploadUid", None, id="null-uploadUid"),
+        pytest.param("uploadUid", 0, id="number-uploadUid"),
+        pytest.param("fileName", ["a"], id="list-fileName"),
+    ],
+)
+def test_json_types_are_strict(app: TestApp, tmp_path: Path, name: str, value: Any) -> None:
+    response = post_chunk(app, "json", {**first(10, 1, 0), name: value}, bytes(10))
+    assert response.status_int == 400
+    assert name in response.json["error"]
+    assert stored_ids(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("missing", "status"),
+    [
+        pytest.param("fileName", 400, id="first-chunk-without-fileName"),
+        pytest.param("totalSize", 400, id="first-chunk-without-totalSize"),
+        pytest.param("uploadUid", 404, id="without-uploadUid-passes-through"),
+        pytest.param("chunkNumber", 404, id="without-chunkNumber-passes-through"),
+        pytest.param("chunkCount", 404, id="without-chunkCount-passes-through"),
+    ],
+)
+def test_missing_parameters(
+    app: TestApp, recorder: RecordingApp, transport: str, missing: str, status: int
+) -> None:
+    """The three marker fields make a uid request: without one, the app answers (its 404)."""
+    fields = first(10, 1, 0)
+    del fields[missing]
+    response = post_chunk(app, transport, fields, bytes(10))
+    assert response.status_int == status
+    if status == 400:
+        assert missing in response.json["error"]
+    else:
+        assert response.body == b"no such page"
+    assert recorder.calls == []
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        pytest.param("../etc/passwd", 400, id="dot-dot-slash"),
+        pytest.param("/etc/passwd", 400, id="absolute"),
+        pytest.param("dir/file.txt", 400, id="slash"),
+        pytest.param("dir\\file.txt", 400, id="backslash"),
+        pytest.param("a\x00b", 400, id="nul"),
+        pytest.param("a\nb", 400, id="newline"),
+        pytest.param("a\x7fb", 400, id="del"),
+        pytest.param("a\x85b", 400, id="c1-control"),
+        pytest.param("", 400, id="empty"),
+        pytest.param(".", 400, id="dot"),
+        pytest.param("..", 400, id="dot-dot"),
+        pytest.param("x" * 10_000, 400, id="10-kB"),
+        pytest.param("é" * 128, 400, id="256-utf8-bytes"),
+        pytest.param("é" * 127 + "x", 200, id="255-utf8-bytes"),
+        pytest.param("my file (1).tar.gz", 200, id="spaces-and-dots"),
+        pytest.param("日本語.txt", 200, id="non-ascii"),
+        pytest.param("..hidden", 200, id="leading-dots"),
+    ],
+)
+def test_file_names(
+    app: TestApp, recorder: RecordingApp, tmp_path: Path, transport: str, name: str, status: int
+) -> None:
+    response = post_chunk(app, transport, first(3, 1, 0, name=name), b"abc")
+    assert response.status_int == status, response.body
+    if status == 200:
+        assert recorder.calls[0]["filename"] == name
+        assert name not in str(recorder.calls[0]["path"])  # metadata only, never a path
+    else:
+        assert "fileName" in response.json["error"]
+        assert stored_ids(tmp_path) == []
+
+
+def test_lone_surrogate_in_a_json_file_name_is_refused(app: TestApp) -> None:
+    body = b'{"uploadUid":"","fileName":"a\\ud800","totalSize":0,"chunkNumber":0,' \
+        b'"chunkCount":1,"content":""}'
+    response = send(app, "/files", "application/json", body)
+    assert response.status_int == 400
+    assert "fileName" in response.json["error"]
+
+
+@pytest.mark.parametrize(
+    "uid",
+    [
+        pytest.param("../../etc", id="dot-dot"),
+        pytest.param("a" * 10_000, id="10-kB"),
+        pytest.param("0123456789ABCDEF0123456789ABCDEF", id="uppercase-hex"),
+        pytest.param("0123456789abcdef0123456789abcdef/..", id="id-then-path"),
+        pytest.param("0123456789abcdef0123456789abcdef", id="well-formed-unknown"),
+        pytest.param(" ", id="blank"),
+    ],
+)
+def test_unknown_upload_uids_are_404(
+    app: TestApp, tmp_path: Path, transport: str, uid: str
+) -> None:
+    response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
+    assert response.status_int == 404
+    assert response.json == {"error": "upload not found"}
+    assert stored_ids(tmp_path) == []
+    assert not (tmp_path / "locks").exists() or not list((tmp_path / "locks").rglob("*.lock"))
+
+
+def test_an_expired_upload_is_404_with_a_reason(make: Any, transport: str) -> None:
+    wrapped, app = make()
+    data = payload(20)
+    uid = start(app, data, 2)
+    record = wrapped.storage.load(uid)
+    record.touched -= 2 * 86400
+    wrapped.storage.save(record)
+    response = post_chunk(app, transport, later(uid, 2, 1), data[10:])
+    assert response.status_int == 404
+    assert response.json == {"error": "upload expired"}
+
+
+def test_another_protocols_upload_is_not_writable(make: Any, transport: str) -> None:
+    wrapped, app = make()
+    uid = wrapped.storage.new_id()
+    wrapped.storage.create(
+        UploadRecord(upload_id=uid, protocol="flowjs", length=10, chunk_size=10, chunk_count=1)
+    )
+    response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
+    assert response.status_int == 404
+    assert Path(wrapped.storage.data_path(uid)).read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("changed", "status"),
+    [
+        pytest.param({}, 200, id="repeated-values-match"),
+        pytest.param({"fileName": "report.pdf", "totalSize": 20}, 200, id="all-repeated"),
+        pytest.param({"fileName": "other.pdf"}, 400, id="other-fileName"),
+        pytest.param({"fileName": "../x"}, 400, id="bad-fileName"),
+        pytest.param({"totalSize": 21}, 400, id="other-totalSize"),
+        pytest.param({"chunkCount": 4}, 400, id="other-chunkCount"),
+        pytest.param({"chunkNumber": 2}, 400, id="chunk-number-out-of-range"),
+    ],
+)
+def test_later_chunks_must_agree_with_the_first(
+    app: TestApp, recorder: RecordingApp, transport: str, changed: dict[str, Any], status: int
+) -> None:
+    data = payload(20)
+    uid = start(app, data, 2)
+    fields = {**later(uid, 2, 1), **changed}
+    response = post_chunk(app, transport, fields, data[10:])
+    assert response.status_int == status, response.body
+    assert len(recorder.calls) == (status == 200)
+    if status == 400:
+        name = next(iter(changed))
+        assert name in response.json["error"]
+
+
+# -- transport details ------------------------------------------------------------------------
+
+
+def json_request(app: TestApp, data: Any) -> TestResponse:
+    return send(app, "/files", "application/json", json.dumps(data).encode())
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "message"),
+    [
+        pytest.param(None, 400, "content", id="null"),
+        pytest.param(123, 400, "content", id="number"),
+        pytest.param("aGVsbG8gd29ybGQ", 400, "base64", id="unpadded"),
+        pytest.param("aGVs bG8=", 400, "base64", id="whitespace"),
+        pytest.param("aGVs*G8=", 400, "base64", id="bad-alphabet"),
+        pytest.param("é", 400, "base64", id="non-ascii"),
+        pytest.param("A" * (4 * -(-MAX_JSON_CONTENT // 3) + 4), 413, "at most", id="too-large"),
+    ],
+)
+def test_json_content_is_padded_base64_within_the_limit(
+    app: TestApp, tmp_path: Path, content: Any, status: int, message: str
+) -> None:
+    response = json_request(app, {**first(10, 1, 0), "content": content})
+    assert response.status_int == status
+    assert message in response.json["error"]
+    assert stored_ids(tmp_path) == []
+
+
+def test_json_chunk_of_the_maximum_size_is_accepted(app: TestApp, recorder: RecordingApp) -> None:
+    data = payload(MAX_JSON_CONTENT)
+    response = post_chunk(app, "json", first(len(data), 1, 0), data)
+    assert response.status_int == 200
+    assert recorder.calls[0]["sha256"] == sha256(data)
+
+
+def test_json_without_content_is_refused(app: TestApp) -> None:
+    response = json_request(app, first(10, 1, 0))
+    assert response.status_int == 400
+    assert response.json == {"error": "missing content"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "file", "after", "message"),
+    [
+        pytest.param(first(10, 1, 0), None, [], "content", id="no-file-part"),
+        pytest.param(first(10, 1, 0), ("file", bytes(10)), [], "content", id="file-part-misnamed"),
+        pytest.param(
+            first(10, 1, 0), ("content", bytes(10)), [("note", "x")], "before",
+            id="field-after-file-part",
+        ),
+    ],
+)
+def test_multipart_shape(
+    app: TestApp, recorder: RecordingApp, tmp_path: Path, fields: dict[str, Any],
+    file: tuple[str, bytes] | None, after: list[tuple[str, str]], message: str,
+) -> None:
+    body = multipart_body(((k, str(v)) for k, v in fields.items()), file, after)
+    response = send(app, "/files", f"multipart/form-data; boundary={BOUNDARY}", body)
+    assert response.status_int == 400
+    assert message in response.json["error"]
+    assert recorder.calls == []
+    assert stored_ids(tmp_path) == []
+
+
+@pytest.mark.parametrize("body_transport", ["multipart", "json"])
+def test_parameters_travel_in_one_place_only(
+    app: TestApp, tmp_path: Path, body_transport: str
+) -> None:
+    url, content_type, body = encode(body_transport, first(10, 1, 0), bytes(10))
+    response = send(app, url + "?chunkNumber=0", content_type, body)
+    assert response.status_int == 400
+    assert "query string" in response.json["error"]
+    assert stored_ids(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        pytest.param("application/octet-stream", id="octet-stream"),
+        pytest.param("image/png", id="file-type"),
+        pytest.param("", id="no-content-type"),
+    ],
+)
+def test_raw_bodies_need_no_particular_content_type(
+    app: TestApp, recorder: RecordingApp, content_type: str
+) -> None:
+    response = send(app, "/files?" + urlencode(first(3, 1, 0)), content_type, b"abc")
+    assert response.json["complete"] is True
+    assert recorder.calls[0]["sha256"] == sha256(b"abc")
+
+
+# -- recognition and pass-through -------------------------------------------------------------
+
+
+class EchoApp:
+    """Answers 200 with the body it received: proves a request passed through unchanged."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [body]
+
+
+MARKERS = "uploadUid=&fileName=a&totalSize=3&chunkNumber=0&chunkCount=1"
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "content_type", "body"),
+    [
+        pytest.param("GET", "/files?" + MARKERS, "", b"", id="get-with-markers"),
+        pytest.param("PUT", "/files?" + MARKERS, "application/octet-stream", b"abc",
+                     id="put-with-markers"),
+        pytest.param("POST", "/files/abc?" + MARKERS, "application/octet-stream", b"abc",
+                     id="below-the-collection"),
+        pytest.param("POST", "/files", "application/json", b'{"chunkNumber": 0}',
+                     id="json-without-all-markers"),
+        pytest.param("POST", "/files", "application/json", b'[{"uploadUid": ""}]',
+                     id="json-array"),
+        pytest.param("POST", "/files", "application/json", b'{"uploadUid": ',
+                     id="json-invalid"),
+        pytest.param(
+            "POST", "/files", "application/json",
+            json.dumps({**first(3, 1, 0), "pad": "x" * MAX_JSON_BODY}).encode(),
+            id="json-too-large-to-read-even-with-markers",
+        ),
+        pytest.param("POST", "/files", "application/x-www-form-urlencoded", MARKERS.encode(),
+                     id="urlencoded-body"),
+        pytest.param("POST", "/files?" + MARKERS + "&note=%FF", "application/octet-stream",
+                     b"abc", id="query-not-utf8"),
+        pytest.param(
+            "POST", "/files", f"multipart/form-data; boundary={BOUNDARY}",
+            multipart_body([("title", "x")], ("content", b"abc")),
+            id="multipart-without-markers",
+        ),
+    ],
+)
+def test_requests_that_are_not_uid_chunks_pass_through(
+    tmp_path: Path, method: str, url: str, content_type: str, body: bytes
+) -> None:
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path), protocols=["uid"]))
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = app.request(url, method=method, body=body, headers=headers)
+    assert response.status_int == 200
+    assert response.body == body
+    assert stored_ids(tmp_path) == []
+
+
+# -- hooks, locks, get_upload -----------------------------------------------------------------
+
+
+def test_on_create_runs_once_before_the_upload_exists(make: Any, tmp_path: Path) -> None:
+    seen: list[UploadInfo] = []
+
+    def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
+        seen.append(info)
+        assert stored_ids(tmp_path) == []
+        if info.filename == "forbidden.exe":
+            raise Reject(403, "no executables")
+
+    _, app = make(on_create=on_create)
+    refused = post_chunk(app, "octet", first(4, 2, 0, name="forbidden.exe"), b"ab")
+    assert refused.status_int == 403
+    assert refused.json == {"error": "no executables"}
+    assert stored_ids(tmp_path) == []
+    uid = start(app, b"abcd", 2)
+    post_chunk(app, "octet", later(uid, 2, 1), b"cd")
+    assert [(i.protocol, i.filename, i.size) for i in seen] == [
+        ("uid", "forbidden.exe", 4),
+        ("uid", "report.pdf", 4),
+    ]
+    assert seen[1].upload_id == uid
+
+
+@pytest.mark.parametrize("sized_transport", ["octet", "json"])
+def test_a_chunk_of_known_wrong_size_is_refused_before_anything_happens(
+    make: Any, sized_transport: str
+) -> None:
+    """Octet and JSON chunks have a known size: no hook call, no record, no byte written."""
+    seen: list[UploadInfo] = []
+    wrapped, app = make(on_create=lambda environ, info: seen.append(info))
+    refused = post_chunk(app, sized_transport, first(10, 2, 0), b"\xff" * 4)
+    assert refused.status_int == 400
+    assert "must be 5 bytes" in refused.json["error"]
+    assert seen == []
+    uid = start(app, bytes(10), 2, 1)
+    refused = post_chunk(app, sized_transport, later(uid, 2, 0), b"\xff" * 4)
+    assert refused.status_int == 400
+    assert b"\xff" not in Path(wrapped.storage.data_path(uid)).read_bytes()
+
+
+def test_a_lock_timeout_is_503_with_retry_after_F25(
+    make: Any, recorder: RecordingApp, transport: str
+) -> None:
+    wrapped, app = make(lock_timeout=0.2)
+    data = payload(20)
+    uid = start(app, data, 2)
+    with wrapped.storage.lock(uid):
+        response = post_chunk(app, transport, later(uid, 2, 1), data[10:])
+    assert response.status_int == 503
+    assert response.headers["Retry-After"] == "1"
+    assert "retry" in response.json["error"]
+    assert recorder.calls == []
+    retried = post_chunk(app, transport, later(uid, 2, 1), data[10:])
+    assert retried.json == {"uploadUid": uid, "complete": True}
+    assert recorder.calls[0]["sha256"] == sha256(data)
+
+
+def test_get_upload(make: Any) -> None:
+    wrapped, app = make()
+    data = payload(20)
+    uid = start(app, data, 2)
+    with pytest.raises(UploadIncomplete):
+        wrapped.get_upload(uid)
+    post_chunk(app, "octet", later(uid, 2, 1), data[10:])
+    upload = wrapped.get_upload(uid)
+    assert (upload.protocol, upload.upload_id, upload.filename, upload.size) == (
+        "uid", uid, "report.pdf", 20,
+    )
+    assert Path(upload.path).read_bytes() == data
+    with pytest.raises(UploadNotFound):
+        wrapped.get_upload("0" * 32)
+    with pytest.raises(UploadNotFound):
+        wrapped.get_upload("../" + uid)
+
+
+# -- concurrency (F15) ------------------------------------------------------------------------
+
+ROUNDS = 6
+CHUNKS = 8
+CHUNK_SIZE = 64 * 1024
+
+
+def send_live(base: str, transport: str, fields: Mapping[str, Any], content: bytes) -> Any:
+    url, content_type, body = encode(transport, fields, content)
+    with requests.post(base + url, data=body, headers={"Content-Type": content_type},
+                       timeout=30) as response:
+        assert response.status_code == 200, response.text
+        return response.json()
+
+
+@pytest.fixture
+def live(tmp_path: Path, recorder: RecordingApp) -> Iterator[str]:
+    with serve(TusFilter(recorder, tmp_file_dir=str(tmp_path))) as base:
+        yield base
+
+
+def send_at_once(base: str, transport: str, uid: str, chunks: dict[int, bytes]) -> list[Any]:
+    """Send ``chunks`` (number → bytes) from one thread each, released together."""
+    barrier = threading.Barrier(len(chunks))
+    answers: list[Any] = []
+    errors: list[BaseException] = []
+
+    def send_one(number: int) -> None:
+        try:
+            barrier.wait(10)
+            fields = later(uid, CHUNKS, number)
+            answers.append(send_live(base, transport, fields, chunks[number]))
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=send_one, args=(number,)) for number in chunks]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    return answers
+
+
+def test_last_chunks_sent_at_once_complete_exactly_once_F15(
+    live: str, recorder: RecordingApp
+) -> None:
+    for round_number in range(ROUNDS):
+        transport = TRANSPORTS[round_number % len(TRANSPORTS)]
+        data = payload(CHUNKS * CHUNK_SIZE - 123, seed=round_number)
+        chunks = chunks_of(data, CHUNKS)
+        uid = send_live(live, transport, first(len(data), CHUNKS, 0), chunks[0])["uploadUid"]
+        answers = send_at_once(live, transport, uid, {n: chunks[n] for n in range(1, CHUNKS)})
+        assert len(answers) == CHUNKS - 1
+        assert any(answer["complete"] for answer in answers)
+        calls = [call for call in recorder.calls if call["upload_id"] == uid]
+        assert len(calls) == 1, f"round {round_number}: {len(calls)} hand-offs"
+        assert calls[0]["sha256"] == sha256(data)
+    assert len(recorder.calls) == ROUNDS
