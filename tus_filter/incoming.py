@@ -8,8 +8,6 @@ from functools import cached_property
 from typing import IO, Any
 from urllib.parse import parse_qsl
 
-from webob import Request
-
 from .errors import BadRequest, PayloadTooLarge
 from .forms import Form, boundary_of, read_form
 from .streams import BodyReader, body_length
@@ -60,10 +58,6 @@ class UploadRequest:
         self._form: Form | None = None
         self._json: Any = None
         self._body_read = False
-
-    @cached_property
-    def webob(self) -> Request:
-        return Request(self.environ)
 
     @property
     def method(self) -> str:

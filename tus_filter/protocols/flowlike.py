@@ -1,0 +1,478 @@
+"""The engine flow.js and resumable.js share: parameters, layout, test requests, chunk uploads.
+
+Both libraries speak one protocol with two spellings (``flowChunkNumber``,
+``resumableChunkNumber``...) and two retry tables; the subclasses in
+``flow.py`` and ``resumable.py`` supply the spelling, the table and the few
+places where the clients differ.  The numbered cases (F1-F27, R1-R12, §5.0)
+are those of ``chunked-protocols-contract.md``.
+
+Requests (GET/HEAD, POST/PUT/PATCH; anything else is 405):
+
+* A **test request** asks whether chunk *n* is stored: 200 when it is, 204
+  when it is not (404 would be fatal in flow.js), 200 once the upload is
+  complete.  It never creates anything.  When it finds every chunk stored
+  (a crash between the last write and completion) it completes the upload,
+  exactly once, and that request is handed to the application.
+* An **upload** carries chunk *n*, as the multipart file part or as the raw
+  body.  It is written straight into the data file at ``(n-1) * chunkSize``
+  and counted only once fully written with its expected size
+  (:class:`~tus_filter.protocols.chunked.ChunkStore`); the request that
+  stores the last missing chunk completes the upload.  Uploads for a
+  completed upload are drained and answered 200 without writing.
+
+Records are keyed by ``sha256`` of (protocol, scope, identifier, total size,
+chunk size), ``scope`` being ``REMOTE_USER`` (or ``""``), so equal
+identifiers of different users, sizes or chunk sizes never meet, and no
+client string ever reaches a path.  ``totalChunks`` is not part of the key:
+resumable.js 1.1.0 may send a too-small value (R7).
+
+Layout (§5.0): a file of ``T`` bytes in chunks of ``C`` has ``Nf = max(T//C, 1)``
+chunks when the client rounds down (the default; the last chunk takes up to
+``2C-1`` bytes) and ``Nc = max(ceil(T/C), 1)`` with ``forceChunkSize`` (the last
+chunk takes at most ``C``).  Where the two differ, the *mode* is learnt from
+``totalChunks`` or from the chunk itself and then pinned in the record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from abc import abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+from urllib.parse import parse_qsl
+
+from ..config import Settings
+from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TusFilterError
+from ..forms import MAX_FIELDS_BYTES, FilePart, Form
+from ..http import Response
+from ..incoming import UploadRequest
+from ..storage import Storage, UploadRecord
+from ..streams import BodyReader
+from .base import Outcome, Protocol
+from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, Layout
+
+log = logging.getLogger("tus_filter")
+
+MAX_IDENTIFIER_LENGTH = 1024
+MAX_FILENAME_BYTES = 255
+MAX_RELATIVE_PATH_BYTES = 4096
+MAX_TYPE_LENGTH = 255
+# What a multipart body may carry besides the chunk: the text fields (capped
+# by the form reader) plus part headers and boundaries.
+MULTIPART_ALLOWANCE = MAX_FIELDS_BYTES + 64 * 1024
+RETRY_AFTER = "1"  # seconds; a lock is held only for bookkeeping, never for a write
+
+ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH")
+TEST_METHODS = ("GET", "HEAD")
+NO_STORE = {"Cache-Control": "no-store"}  # a cached test answer would skip a chunk forever
+
+FLOOR = "floor"  # chunk count rounded down: the last chunk holds C..2C-1 bytes
+CEIL = "ceil"  # forceChunkSize: the last chunk holds 1..C bytes
+
+_INTEGER = re.compile(r"[0-9]{1,15}")
+_IDENTIFIER = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_IDENTIFIER_LENGTH}}}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_MEDIA_TYPE = re.compile(rf"[ -~]{{0,{MAX_TYPE_LENGTH}}}")
+
+
+# -- parameters --------------------------------------------------------------------------------
+
+
+def query_of(request: UploadRequest) -> dict[str, list[str]]:
+    """The query parameters; a query string that is not UTF-8 is a bad request."""
+    try:
+        return request.query
+    except UnicodeDecodeError:
+        raise BadRequest("query string is not UTF-8") from None
+
+
+def form_of(request: UploadRequest) -> Form | None:
+    """The multipart form of an upload request (GET and HEAD bodies are ignored)."""
+    return None if request.method in TEST_METHODS else request.form()
+
+
+def parameter_names(request: UploadRequest) -> set[str]:
+    """The names in the query string and the form, for recognition.
+
+    Undecodable bytes are replaced here, so that a request meant for a chunk
+    client is still recognised, and then refused (400) by :func:`query_of`,
+    rather than passed to the application, whose 200 would make the client
+    skip a chunk.
+    """
+    query = parse_qsl(
+        request.environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace"
+    )
+    form = form_of(request)
+    return {name for name, _ in query} | set(form.fields if form is not None else ())
+
+
+class Parameters:
+    """The request's parameters: the query string and, for multipart bodies, the form fields.
+
+    Within one source the first value of a name wins (R12).  A name present
+    in both with different values is a bad request (F26, R2): resumable.js
+    sends every multipart parameter twice, and they must agree.
+    """
+
+    def __init__(self, query: dict[str, list[str]], fields: dict[str, list[str]] | None):
+        self.query = query
+        self.fields = fields or {}
+
+    def names(self) -> set[str]:
+        return set(self.query) | set(self.fields)
+
+    def text(self, name: str) -> str | None:
+        in_query = self.query.get(name)
+        in_form = self.fields.get(name)
+        if in_query and in_form and in_query[0] != in_form[0]:
+            raise BadRequest(f"{name}: the query string and the form disagree")
+        if in_form:
+            return in_form[0]
+        return in_query[0] if in_query else None
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            raise BadRequest(f"{name} is missing")
+        return value
+
+    def integer(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if not _INTEGER.fullmatch(value):
+            raise BadRequest(f"{name} must be a decimal integer of at most 15 digits")
+        return int(value)
+
+    def required_integer(self, name: str) -> int:
+        value = self.integer(name)
+        if value is None:
+            raise BadRequest(f"{name} is missing")
+        return value
+
+
+@dataclass(frozen=True)
+class ChunkParams:
+    """The validated parameters of one request (F5-F12, R1)."""
+
+    number: int  # 1-based
+    chunk_size: int
+    total: int
+    identifier: str
+    filename: str
+    relative_path: str
+    total_chunks: int | None
+    current_size: int | None
+    type: str | None  # resumableType; flow.js has none
+
+
+def read_params(params: Parameters, prefix: str, *, with_type: bool) -> ChunkParams:
+    """Read and validate ``<prefix>ChunkNumber`` & co.; raise :class:`BadRequest`."""
+    number = params.required_integer(prefix + "ChunkNumber")
+    chunk_size = params.required_integer(prefix + "ChunkSize")
+    total = params.required_integer(prefix + "TotalSize")
+    identifier = params.required(prefix + "Identifier")
+    filename = params.required(prefix + "Filename")
+    relative_path = params.text(prefix + "RelativePath")
+    total_chunks = params.integer(prefix + "TotalChunks")
+    current_size = params.integer(prefix + "CurrentChunkSize")
+    media_type = params.text(prefix + "Type") if with_type else None
+    if number < 1:
+        raise BadRequest(f"{prefix}ChunkNumber must be at least 1")
+    if chunk_size < 1:
+        raise BadRequest(f"{prefix}ChunkSize must be at least 1")
+    if not _IDENTIFIER.fullmatch(identifier):
+        raise BadRequest(
+            f"{prefix}Identifier must be 1 to {MAX_IDENTIFIER_LENGTH} of A-Z a-z 0-9 _ -"
+        )
+    check_filename(filename, prefix + "Filename")
+    if relative_path is None:
+        relative_path = filename
+    check_relative_path(relative_path, prefix + "RelativePath")
+    if media_type is not None:
+        check_media_type(media_type, prefix + "Type")
+    return ChunkParams(
+        number, chunk_size, total, identifier, filename, relative_path,
+        total_chunks, current_size, media_type,
+    )
+
+
+def check_filename(value: str, name: str) -> None:
+    """A bare file name: no directory part, no control characters (F12)."""
+    if (
+        not value
+        or len(value.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES
+        or "/" in value
+        or value in (".", "..")
+        or _CONTROL.search(value)
+    ):
+        raise BadRequest(
+            f"{name} must be a file name of 1 to {MAX_FILENAME_BYTES} bytes "
+            "without '/' or control characters"
+        )
+
+
+def check_relative_path(value: str, name: str) -> None:
+    """A relative path of plain segments: no ``..``, ``.``, empty segment or ``\\`` (F12)."""
+    segments = value.split("/")
+    if (
+        len(value.encode("utf-8", "surrogatepass")) > MAX_RELATIVE_PATH_BYTES
+        or "\\" in value
+        or _CONTROL.search(value)
+        or any(segment in ("", ".", "..") for segment in segments)
+    ):
+        raise BadRequest(
+            f"{name} must be a relative path of at most {MAX_RELATIVE_PATH_BYTES} bytes "
+            "without '..', '.', empty segments, '\\' or control characters"
+        )
+
+
+def check_media_type(value: str, name: str) -> None:
+    if not _MEDIA_TYPE.fullmatch(value):
+        raise BadRequest(f"{name} must be printable ASCII of at most {MAX_TYPE_LENGTH} characters")
+
+
+def record_key(protocol: str, scope: str, identifier: str, total: int, chunk_size: int) -> str:
+    """The storage id of an upload: 64 hex digits, unambiguous over its inputs."""
+    material = json.dumps([protocol, scope, identifier, total, chunk_size])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+# -- layout ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The two ways the clients cut ``total`` bytes into chunks of ``chunk_size`` (§1.2)."""
+
+    total: int
+    chunk_size: int
+
+    @property
+    def floor_count(self) -> int:
+        return max(self.total // self.chunk_size, 1)
+
+    @property
+    def ceil_count(self) -> int:
+        return max(-(-self.total // self.chunk_size), 1)
+
+    @property
+    def ambiguous(self) -> bool:
+        """Whether the modes differ (otherwise both give the same chunks)."""
+        return self.floor_count != self.ceil_count
+
+    @property
+    def largest_chunk(self) -> int:
+        """No chunk of either mode is longer: ``min(T, 2C-1)``."""
+        return min(self.total, 2 * self.chunk_size - 1)
+
+    def count(self, mode: str | None) -> int:
+        """Chunks in ``mode``; while the mode is unknown, the larger count."""
+        return self.floor_count if mode == FLOOR else self.ceil_count
+
+    def layout(self, mode: str | None) -> Layout:
+        return Layout(self.total, self.chunk_size, self.count(mode))
+
+    def mode_of_chunk(self, number: int, size: int | None) -> str | None:
+        """What chunk ``number`` of ``size`` bytes tells about the mode (§5.0 inference)."""
+        if not self.ambiguous:
+            return FLOOR  # one layout: nothing to learn
+        if number == self.ceil_count:
+            return CEIL  # only forceChunkSize has this many chunks
+        if number == self.floor_count and size is not None:
+            if size == self.chunk_size:
+                return CEIL
+            if size == self.chunk_size + self.total % self.chunk_size:
+                return FLOOR
+        return None
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """Where a request's chunk stands in the upload.
+
+    ``mode`` is ``None`` while neither the record, the request's
+    ``totalChunks`` nor the chunk itself tells it; ``expected`` (the chunk's
+    size) is then ``None`` only for chunk ``Nf`` sent without its size.
+    """
+
+    mode: str | None
+    expected: int | None
+
+
+def plan_chunk(
+    shape: Shape, params: ChunkParams, *, hinted: str | None, pinned: str | None
+) -> ChunkPlan:
+    """Check chunk number and size against every source of the mode (F7-F10, R7)."""
+    if shape.ceil_count > MAX_CHUNKS:
+        raise BadRequest(f"more than {MAX_CHUNKS} chunks: use a larger chunk size")
+    from_chunk = shape.mode_of_chunk(params.number, params.current_size)
+    modes = {mode for mode in (pinned, hinted, from_chunk) if mode is not None}
+    if len(modes) > 1:
+        raise BadRequest("the chunk contradicts the upload's chunk count or earlier chunks")
+    mode = modes.pop() if modes else None
+    if params.number > shape.count(mode):
+        raise BadRequest(f"chunk number {params.number} is beyond the last chunk")
+    expected: int | None = shape.layout(mode).size(params.number - 1)
+    if mode is None and params.number == shape.floor_count:
+        expected = None  # C or C + T%C: only its size can tell
+    if params.current_size is not None:
+        if expected is None:
+            raise BadRequest(f"chunk {params.number} has a size that fits no layout")
+        if params.current_size != expected:
+            raise BadRequest(f"chunk {params.number} must be {expected} bytes")
+    return ChunkPlan(mode, expected)
+
+
+# -- the protocol ------------------------------------------------------------------------------
+
+
+class FlowLikeProtocol(Protocol):
+    """The shared request handling; subclasses say how their client differs."""
+
+    methods = ("GET", "POST", "PUT", "PATCH")
+    #: Whether ``<prefix>Type`` is read (resumable.js sends the file's MIME type).
+    reads_type: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings, storage: Storage):
+        super().__init__(settings, storage)
+        self.chunks = ChunkStore(self)
+
+    # -- what subclasses provide ----------------------------------------------------------
+
+    @abstractmethod
+    def prefix(self, params: Parameters) -> str:
+        """The prefix of the parameter names (``flow``, ``<namespace>resumable``)."""
+
+    @abstractmethod
+    def is_test(self, request: UploadRequest, form: Form | None) -> bool:
+        """Whether a POST/PUT/PATCH is a test request (GET and HEAD always are)."""
+
+    @abstractmethod
+    def mode_hint(self, shape: Shape, total_chunks: int | None) -> str | None:
+        """The mode the client's ``totalChunks`` implies, if it can be trusted."""
+
+    def metadata_of(self, params: ChunkParams) -> dict[str, str]:
+        return {"identifier": params.identifier, "relativePath": params.relative_path}
+
+    # -- responses --------------------------------------------------------------------------
+
+    def essential_headers(self) -> dict[str, str]:
+        return dict(NO_STORE)
+
+    def render_error(self, status: int, error: TusFilterError) -> Response:
+        response = super().render_error(status, error)
+        if status == 503:
+            response.headers["Retry-After"] = RETRY_AFTER
+        return response
+
+    @staticmethod
+    def answer(number: int, complete: bool) -> Response:
+        return Response.json(200, {"chunk": number, "complete": complete}, dict(NO_STORE))
+
+    # -- handling ---------------------------------------------------------------------------
+
+    def handle(self, request: UploadRequest) -> Outcome:
+        if request.method not in ALLOWED_METHODS:
+            raise MethodNotAllowed(list(ALLOWED_METHODS))
+        form = form_of(request)
+        params = Parameters(query_of(request), form.fields if form is not None else None)
+        chunk = read_params(params, self.prefix(params), with_type=self.reads_type)
+        if self.settings.max_size is not None and chunk.total > self.settings.max_size:
+            raise PayloadTooLarge(f"the file is larger than {self.settings.max_size} bytes")
+        shape = Shape(chunk.total, chunk.chunk_size)
+        hinted = self.mode_hint(shape, chunk.total_chunks)
+        plan = plan_chunk(shape, chunk, hinted=hinted, pinned=None)
+        key = record_key(
+            self.name, str(request.environ.get("REMOTE_USER") or ""),
+            chunk.identifier, chunk.total, chunk.chunk_size,
+        )
+        if request.method in TEST_METHODS or self.is_test(request, form):
+            return self._test(key, chunk, shape, hinted)
+        return self._upload(request, form, key, chunk, shape, hinted, plan)
+
+    def _test(self, key: str, chunk: ChunkParams, shape: Shape, hinted: str | None) -> Outcome:
+        """F1-F3, R3, R4: 200 stored or complete, 204 absent; complete a finished set."""
+        record = self.chunks.find(key)
+        if record is None:
+            return Outcome(Response(204, dict(NO_STORE)))
+        if record.is_complete:
+            return Outcome(self.answer(chunk.number, True))
+        plan_chunk(shape, chunk, hinted=hinted, pinned=record.layout)
+        if not record.has_chunk(chunk.number - 1):
+            return Outcome(Response(204, dict(NO_STORE)))
+        result = ChunkResult(False)
+        if record.chunks_received() >= (record.chunk_count or 0):
+            result = self.chunks.finish_if_complete(key)  # recovery after a crash
+        return Outcome(self.answer(chunk.number, result.complete), result.completed)
+
+    def _upload(
+        self, request: UploadRequest, form: Form | None, key: str,
+        chunk: ChunkParams, shape: Shape, hinted: str | None, plan: ChunkPlan,
+    ) -> Outcome:
+        """F13-F22, R5-R8: store the chunk; the request storing the last one completes."""
+        limit = shape.largest_chunk + (MULTIPART_ALLOWANCE if form is not None else 0)
+        length = request.body_length
+        if length is not None and length > limit:
+            raise PayloadTooLarge(f"a chunk of this upload is at most {shape.largest_chunk} bytes")
+        if plan.expected is None:
+            raise BadRequest(f"chunk {chunk.number} needs its CurrentChunkSize")
+        if form is not None:
+            if form.file is None:
+                raise BadRequest("the form has no file part")
+            blocks = _file_then_finish(form.file, form)
+            chunk_type = form.file.content_type
+        else:
+            blocks = iter(BodyReader(request.body, length))
+            chunk_type = request.header("Content-Type")
+        content_type = chunk.type or chunk_type or None
+        if content_type is not None:
+            check_media_type(content_type, "Content-Type")
+
+        def new_record() -> UploadRecord:
+            record = UploadRecord(
+                upload_id=key,
+                protocol=self.name,
+                length=chunk.total,
+                filename=chunk.filename,
+                content_type=content_type,
+                metadata=self.metadata_of(chunk),
+                chunk_size=chunk.chunk_size,
+                chunk_count=shape.count(plan.mode),
+                layout=plan.mode,
+            )
+            self.run_on_create(request, self.info_of(record))
+            return record
+
+        record = self.chunks.open(key, new_record)
+        if not record.is_complete:
+            plan = plan_chunk(shape, chunk, hinted=hinted, pinned=record.layout)
+            if plan.mode is not None and record.layout != plan.mode:
+                self._pin(key, shape, plan.mode)
+        result = self.chunks.write(record, chunk.number - 1, shape.layout(plan.mode), blocks)
+        return Outcome(self.answer(chunk.number, result.complete), result.completed)
+
+    def _pin(self, key: str, shape: Shape, mode: str) -> None:
+        """Record the layout mode once learnt; a concurrent contrary pin is a bad request."""
+        with self.storage.lock(key):
+            record = self.storage.load(key)
+            if record.is_complete or record.layout == mode:
+                return
+            if record.layout is not None:
+                raise BadRequest("the chunk contradicts the upload's earlier chunks")
+            record.layout = mode
+            record.chunk_count = shape.count(mode)
+            self.storage.save(record)
+
+
+def _file_then_finish(part: FilePart, form: Form) -> Iterator[bytes]:
+    """The file part's blocks, then the check that nothing but an epilogue follows it.
+
+    Running the check inside the iteration puts it before the chunk is counted.
+    """
+    yield from part.blocks
+    form.finish()
