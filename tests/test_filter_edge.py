@@ -185,3 +185,13 @@ def test_input_replay_supports_readline() -> None:
     assert stream.readline() == b"ab\n"
     assert stream.readline() == b"cdef\n"
     assert stream.read() == b"gh"
+
+
+def test_a_protocol_failing_to_read_a_request_lets_the_next_one_try(tmp_path: Path) -> None:
+    """uid cannot decode this query; flow.js still claims it and refuses it clearly."""
+    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path)))
+    response = app.post(
+        "/files?flowChunkNumber=1&flowIdentifier=x&chunkNumber=0&bad=%FF", b"abc",
+        headers={"Content-Type": "application/octet-stream"}, status=400,
+    )
+    assert "X-Method" not in response.headers  # answered by the filter, not the app

@@ -137,7 +137,7 @@ class TusFilter:
                 if protocol.recognizes(request):
                     return protocol
             except TusFilterError:
-                return None  # unreadable as an upload: let the app have it
+                continue  # unreadable as this protocol's request; another may know it
         return None
 
     @staticmethod

@@ -8,7 +8,7 @@ from functools import cached_property
 from typing import IO, Any
 from urllib.parse import parse_qsl
 
-from .errors import BadRequest, PayloadTooLarge
+from .errors import BadRequest, PayloadTooLarge, TusFilterError
 from .forms import Form, boundary_of, read_form
 from .streams import BodyReader, body_length
 
@@ -58,6 +58,7 @@ class UploadRequest:
         self._form: Form | None = None
         self._json: Any = None
         self._body_read = False
+        self._body_error: TusFilterError | None = None
 
     @property
     def method(self) -> str:
@@ -106,8 +107,13 @@ class UploadRequest:
         if boundary is None:
             return None
         if self._form is None:
+            self._raise_earlier_failure()
             self._body_read = True
-            self._form = read_form(self._original_input, self.body_length, boundary, self._raw)
+            try:
+                self._form = read_form(self._original_input, self.body_length, boundary, self._raw)
+            except TusFilterError as error:
+                self._body_error = error
+                raise
         return self._form
 
     def json(self) -> Any:
@@ -129,8 +135,14 @@ class UploadRequest:
             try:
                 self._json = json.loads(bytes(self._raw))
             except (UnicodeDecodeError, ValueError):
-                raise BadRequest("body is not valid JSON") from None
+                self._body_error = BadRequest("body is not valid JSON")
+        self._raise_earlier_failure()
         return self._json
+
+    def _raise_earlier_failure(self) -> None:
+        """A body that failed to parse fails the same way for every protocol that asks."""
+        if self._body_error is not None:
+            raise self._body_error
 
     def restore_body(self) -> None:
         """Give the wrapped app the body as it arrived, if a view of it consumed some."""
