@@ -29,7 +29,7 @@ test: $(STAMPS)/python $(STAMPS)/node | $(CHROMIUM)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMPS)/python $(STAMPS)/node
-	$(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
+	PYTHONPATH="$(CURDIR)" $(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache \
