@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import requests
@@ -49,26 +49,32 @@ server.run()
 """
 
 
-def pattern(size: int) -> Iterator[bytes]:
-    """``size`` bytes of a repeating pattern, produced a block at a time."""
-    block = hashlib.sha256(b"tus_filter").digest() * (BLOCK // 32)
-    left = size
-    while left:
-        piece = block[: min(BLOCK, left)]
-        left -= len(piece)
-        yield piece
+class Ranged(io.RawIOBase):
+    """The bytes ``[start, start + length)`` of the pattern, as a sized, streamed body.
 
+    ``requests`` sends a body with ``len()`` and ``read()`` with that
+    ``Content-Length`` and in blocks, never whole.
+    """
 
-def ranged(size: int, start: int, length: int) -> Iterator[bytes]:
-    """The bytes ``[start, start + length)`` of ``pattern(size)`` (blocks are identical)."""
-    block = hashlib.sha256(b"tus_filter").digest() * (BLOCK // 32)
-    offset = start % BLOCK
-    left = length
-    while left:
-        piece = block[offset : offset + min(BLOCK - offset, left)]
-        offset = 0
-        left -= len(piece)
-        yield piece
+    def __init__(self, start: int, length: int):
+        self._block = hashlib.sha256(b"tus_filter").digest() * (BLOCK // 32)
+        self._position = start
+        self._left = length
+        self._length = length
+
+    def __len__(self) -> int:
+        return self._length
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = self._left if size < 0 else min(size, self._left)
+        offset = self._position % BLOCK
+        piece = self._block[offset : offset + min(size, BLOCK - offset)]
+        self._position += len(piece)
+        self._left -= len(piece)
+        return piece
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -89,10 +95,9 @@ def tus_upload(base: str, size: int, chunk: int | None) -> None:
         length = min(step, size - offset)
         response = requests.patch(
             url,
-            data=ranged(size, offset, length),
+            data=Ranged(offset, length),
             headers={**headers, "Upload-Offset": str(offset),
-                     "Content-Type": "application/offset+octet-stream",
-                     "Content-Length": str(length)},
+                     "Content-Type": "application/offset+octet-stream"},
         )
         response.raise_for_status()
         offset = int(response.headers["Upload-Offset"])
@@ -109,8 +114,8 @@ def flow_upload(base: str, size: int) -> None:
             "flowTotalSize": size, "flowIdentifier": identifier, "flowFilename": "bench.bin",
             "flowRelativePath": "bench.bin", "flowTotalChunks": count,
         }
-        response = requests.post(f"{base}/files", params=params, data=ranged(size, start, length),
-                                 headers={"Content-Length": str(length)})
+        response = requests.post(f"{base}/files", params=params, data=Ranged(start, length),
+                                 headers={"Content-Type": "application/octet-stream"})
         response.raise_for_status()
 
 
@@ -120,7 +125,7 @@ def uid_upload(base: str, size: int) -> None:
     for number in range(count):
         start = number * CHUNK
         length = min(CHUNK, size - start)
-        body = b"".join(ranged(size, start, length))
+        body = Ranged(start, length).readall()  # one chunk: the client holds it, not the server
         response = requests.post(
             f"{base}/files",
             data={"uploadUid": uid, "fileName": "bench.bin", "totalSize": size,
