@@ -1,4 +1,10 @@
-"""Suite-wide fixtures: headless Chromium for ``@pytest.mark.browser`` tests.
+"""Suite-wide fixtures: the tus harness, and headless Chromium for browser tests.
+
+``make_tus`` is ``tests.support.tus.tus_factory`` for the test's ``tmp_path``:
+``make_tus(app=None, **options)`` gives a fresh ``Tus`` in its own directory;
+``tus`` is one such with ``max_size=1000``.
+
+For ``@pytest.mark.browser`` tests:
 
 ``browser`` (session) is one Chromium for the whole run; ``page`` gives each
 test a fresh browser context and saves ``test-artifacts/<test>-failed.png``
@@ -29,6 +35,20 @@ from tests.support.browser import (
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import webob  # noqa: F401
+
+# Only after the guard above: it imports WebTest, hence WebOb.
+from tests.support.tus import Tus, tus_factory  # noqa: E402
+
+
+@pytest.fixture
+def make_tus(tmp_path: Path) -> Callable[..., Tus]:
+    return tus_factory(tmp_path)
+
+
+@pytest.fixture
+def tus(make_tus: Callable[..., Tus]) -> Tus:
+    return make_tus(max_size=1000)
+
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()
 

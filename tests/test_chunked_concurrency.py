@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from tests.support.apps import RecordingApp, read_records
+from tests.support.chunked import PATH, ClientFile
 from tests.support.servers import serve, serve_processes
-from tests.test_flowlike import PATH, ClientFile
 from tus_filter import TusFilter
 from tus_filter.protocols.flowlike import FLOOR
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from tests.test_flowlike import PATH, ClientFile, Server, multipart
+from tests.support.chunked import PATH, ClientFile, Server, multipart
 from tus_filter import Reject, UploadExpired, UploadInfo, UploadNotFound
 from tus_filter.errors import StorageFull
 from tus_filter.forms import MAX_FIELDS_BYTES

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
+from tests.support.chunked import PATH, Server
 from tests.support.node import run_node
-from tests.test_flowlike import PATH, Server
 
 CHUNK = 8
 SIZES = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 2 * CHUNK - 1, 2 * CHUNK, 5 * CHUNK // 2]

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_flowlike import ClientFile, Server, multipart
+from tests.support.chunked import ClientFile, Server, multipart
 from tus_filter import Reject, UploadInfo, UploadNotFound
 from tus_filter.errors import PayloadTooLarge
 

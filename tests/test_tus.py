@@ -1,230 +1,21 @@
-"""tus 1.0.0: the shared harness, discovery, version negotiation, routing, hooks, hand-off.
+"""tus 1.0.0: discovery, version negotiation, routing, hooks, hand-off.
 
 Case numbers ("#12") refer to /work/shared/reference/tus-server-contract.md.
-The other ``test_tus_*.py`` modules import the harness from here:
-``Tus`` wraps WebTest with the tus defaults, ``call`` drives the filter with
-a raw WSGI environ (chunked bodies, slow or broken clients, threads).
+The harness (``Tus``, ``call``, ...) lives in ``tests/support/tus.py``; the
+``make_tus`` and ``tus`` fixtures in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import io
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, Any
-from wsgiref.util import setup_testing_defaults
+from typing import Any
 
 import pytest
-import webtest  # type: ignore[import-untyped]
 
-from tests.support.apps import RecordingApp
-from tus_filter import Reject, TusFilter, UploadInfo
-
-TUS = {"Tus-Resumable": "1.0.0"}
-OCTET = "application/offset+octet-stream"
-ALL_EXTENSIONS = (
-    "creation,creation-with-upload,creation-defer-length,termination,"
-    "concatenation,concatenation-unfinished,checksum,expiration"
-)
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()
-
-
-def sha1_header(data: bytes, algorithm: str = "sha1") -> str:
-    return f"{algorithm} {base64.b64encode(hashlib.new(algorithm, data).digest()).decode()}"
-
-
-@dataclass
-class Tus:
-    """A TusFilter around a RecordingApp, driven through WebTest."""
-
-    filter: TusFilter
-    app: Any
-    web: webtest.TestApp
-    tmp_path: Path
-    calls: list[dict[str, Any]] = field(default_factory=list)
-
-    def request(
-        self,
-        method: str,
-        path: str = "/files",
-        headers: Mapping[str, str | None] | None = None,
-        body: bytes = b"",
-        *,
-        tus: bool = True,
-    ) -> webtest.TestResponse:
-        sent = {**(TUS if tus else {}), **(headers or {})}
-        sent = {k: v for k, v in sent.items() if v is not None}
-        return self.web.request(
-            _path(path), method=method, headers=sent, body=body, expect_errors=True
-        )
-
-    def create(self, length: int | None = 11, **headers: str) -> str:
-        """POST a new upload; return its path (``/files/<id>``)."""
-        sent = {"Upload-Length": str(length)} if length is not None else {}
-        sent.update({k.replace("_", "-"): v for k, v in headers.items()})
-        response = self.request("POST", "/files", sent)
-        assert response.status_int == 201, response
-        return _path(response.headers["Location"])
-
-    def patch(
-        self, path: str, offset: int, body: bytes, headers: Mapping[str, str | None] | None = None
-    ) -> webtest.TestResponse:
-        sent = {"Upload-Offset": str(offset), "Content-Type": OCTET, **(headers or {})}
-        return self.request("PATCH", path, sent, body)
-
-    def head(
-        self, path: str, headers: Mapping[str, str | None] | None = None
-    ) -> webtest.TestResponse:
-        return self.request("HEAD", path, headers)
-
-    def record(self, path: str) -> Any:
-        return self.filter.storage.load(path.rsplit("/", 1)[1], allow_expired=True)
-
-    def data(self, path: str) -> bytes:
-        return Path(self.filter.storage.data_path(path.rsplit("/", 1)[1])).read_bytes()
-
-    @property
-    def handoffs(self) -> list[dict[str, Any]]:
-        return list(getattr(self.app, "calls", []))
-
-
-def _path(url: str) -> str:
-    return url.replace("http://localhost", "")
-
-
-def tus_factory(tmp_path: Path) -> Callable[..., Tus]:
-    """``make(app=None, **options)``: a fresh filter in its own directory below ``tmp_path``.
-
-    Each tus test module declares ``make_tus`` and ``tus`` fixtures from it.
-    """
-    count = iter(range(1000))
-
-    def make(app: Any = None, **options: Any) -> Tus:
-        app = app if app is not None else RecordingApp()
-        directory = tmp_path / f"store{next(count)}"
-        wrapped = TusFilter(app, tmp_file_dir=str(directory), **options)
-        return Tus(wrapped, app, webtest.TestApp(wrapped), tmp_path)
-
-    return make
-
-
-@pytest.fixture
-def make_tus(tmp_path: Path) -> Callable[..., Tus]:
-    return tus_factory(tmp_path)
-
-
-@pytest.fixture
-def tus(make_tus: Callable[..., Tus]) -> Tus:
-    return make_tus(max_size=1000)
-
-
-# -- raw WSGI calls --------------------------------------------------------------------------------
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-def call(
-    wsgi: Any,
-    method: str,
-    path: str,
-    headers: dict[str, str] | None = None,
-    body: bytes | IO[bytes] | io.RawIOBase = b"",
-    *,
-    content_length: int | None = -1,
-    chunked: bool = False,
-) -> Answer:
-    """One request straight through WSGI.
-
-    ``content_length=-1`` means ``len(body)``; ``None`` sends none.  With
-    ``chunked`` the body has no length and ``wsgi.input_terminated`` is set.
-    """
-    stream = io.BytesIO(body) if isinstance(body, bytes) else body
-    environ: dict[str, Any] = {"REQUEST_METHOD": method, "PATH_INFO": _path(path)}
-    setup_testing_defaults(environ)
-    environ["wsgi.input"] = stream
-    if chunked:
-        environ["wsgi.input_terminated"] = True
-        content_length = None
-    elif content_length == -1:
-        content_length = len(body) if isinstance(body, bytes) else None
-    if content_length is not None:
-        environ["CONTENT_LENGTH"] = str(content_length)
-    for name, value in {**TUS, **(headers or {})}.items():
-        key = name.upper().replace("-", "_")
-        environ[key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key] = value
-    captured: dict[str, Any] = {}
-
-    def start_response(
-        status: str, response_headers: list[tuple[str, str]], exc: Any = None
-    ) -> Any:
-        captured["status"] = int(status.split()[0])
-        captured["headers"] = dict(response_headers)
-        return None
-
-    result = wsgi(environ, start_response)
-    try:
-        data = b"".join(result)
-    finally:
-        close = getattr(result, "close", None)
-        if close is not None:
-            close()
-    return Answer(captured["status"], captured["headers"], data)
-
-
-class SlowBody(io.RawIOBase):
-    """A request body that hands out ``first``, then waits for ``release`` before the rest.
-
-    ``fail`` makes it raise ``OSError`` (a reset connection) instead of
-    sending the rest; ``truncate`` makes it end early (EOF).
-    """
-
-    def __init__(self, first: bytes, rest: bytes, *, fail: bool = False, truncate: bool = False):
-        self._first = first
-        self._rest = rest
-        self._fail = fail
-        self._truncate = truncate
-        self.started = threading.Event()
-        self.release = threading.Event()
-        self._stage = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self._stage == 0:
-            self._stage = 1
-            self.started.set()
-            return self._first
-        if self._stage == 1:
-            self._stage = 2
-            if not self.release.wait(10):
-                raise AssertionError("SlowBody was never released")
-            if self._fail:
-                raise OSError("connection reset by peer")
-            if self._truncate:
-                return b""
-            return self._rest
-        return b""
-
-
-def in_thread(target: Callable[[], Answer]) -> tuple[threading.Thread, list[Answer]]:
-    results: list[Answer] = []
-    thread = threading.Thread(target=lambda: results.append(target()))
-    thread.start()
-    return thread, results
-
+from tests.support.tus import ALL_EXTENSIONS, OCTET, TUS, Tus, b64, stored, strip_host
+from tus_filter import Reject, UploadInfo
 
 # -- A. version negotiation, common behaviour ------------------------------------------------------
 
@@ -263,7 +54,7 @@ def test_unsupported_tus_resumable_is_412_and_processes_nothing(
     if method == "HEAD":
         assert response.body == b""  # 9
     assert tus.record(url).offset == 0
-    assert len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*"))) == 1
+    assert stored(tus) == 1
 
 
 @pytest.mark.parametrize(
@@ -339,7 +130,7 @@ def test_header_names_are_case_insensitive(tus: Tus) -> None:
         tus=False,
     )
     assert response.status_int == 201
-    url = _path(response.headers["Location"])
+    url = strip_host(response.headers["Location"])
     patched = tus.request("PATCH", url, {"upload-offset": "0", "content-type": OCTET}, b"abc")
     assert (patched.status_int, patched.headers["Upload-Offset"]) == (204, "3")
 
@@ -541,7 +332,7 @@ def test_on_create_reject_stores_nothing(
     assert (response.status_int, response.text) == (403, "uploads are closed\n")
     assert "Location" not in response.headers
     assert response.headers["Tus-Resumable"] == "1.0.0"
-    assert not list(Path(tus.filter.storage.directory, "uploads").glob("*/*"))
+    assert stored(tus) == 0
     assert tus.handoffs == []
 
 

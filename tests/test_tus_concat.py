@@ -11,23 +11,12 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_tus import OCTET, Tus, b64, call, in_thread, tus_factory
+from tests.support.tus import OCTET, Tus, b64, call, in_thread, stored
 from tus_filter import Reject, UploadInfo
-
-
-@pytest.fixture
-def make_tus(tmp_path: Path) -> Callable[..., Tus]:
-    return tus_factory(tmp_path)
-
-
-@pytest.fixture
-def tus(make_tus: Callable[..., Tus]) -> Tus:
-    return make_tus(max_size=1000)
 
 
 def partial(tus: Tus, data: bytes | None, length: int | None = None, **headers: str) -> str:
@@ -199,7 +188,7 @@ def test_final_refused(
     )
     assert response.status_int == status, response.text
     assert "Location" not in response.headers
-    assert len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*"))) == 2
+    assert stored(tus) == 2
     assert tus.handoffs == []
 
 
@@ -311,7 +300,7 @@ def test_one_unfinished_final_per_unfinished_partial(tus: Tus) -> None:
     first = location(final(tus, a))
     second = final(tus, a)
     assert second.status_int == 400
-    assert len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*"))) == 2
+    assert stored(tus) == 2
     tus.request("DELETE", first)
     third = final(tus, a)
     assert third.status_int == 201
@@ -329,7 +318,7 @@ def test_busy_partial_makes_final_creation_retryable(make_tus: Callable[..., Tus
         response = final(tus, a)
     assert response.status_int == 423
     assert tus.record(a).finals == []
-    assert len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*"))) == 1
+    assert stored(tus) == 1
     url = location(final(tus, a))
     tus.patch(a, 0, b"ok")
     assert tus.data(url) == b"ok"

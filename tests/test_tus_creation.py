@@ -8,27 +8,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.test_tus import OCTET, Tus, b64, call, sha1_header, tus_factory
-
-
-@pytest.fixture
-def make_tus(tmp_path: Path) -> Callable[..., Tus]:
-    return tus_factory(tmp_path)
-
-
-@pytest.fixture
-def tus(make_tus: Callable[..., Tus]) -> Tus:
-    return make_tus(max_size=1000)
-
-
-def stored(tus: Tus) -> int:
-    return len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*")))
-
+from tests.support.tus import OCTET, Tus, b64, call, sha1_header, stored
 
 # -- C. creation -----------------------------------------------------------------------------------
 
@@ -123,24 +107,13 @@ def test_invalid_content_length_is_400(tus: Tus) -> None:
 
 def test_content_type_ignored_on_empty_chunked_post(tus: Tus) -> None:
     """#21 with a chunked (length-less) empty body: peeked, found empty, accepted."""
-    answer = call(
-        tus.filter,
-        "POST",
-        "/files",
-        {"Upload-Length": "5", "Content-Type": "text/plain"},
-        b"",
-        chunked=True,
-    )
-    assert answer.status == 201
-    answer = call(
-        tus.filter,
-        "POST",
-        "/files",
-        {"Upload-Length": "5", "Content-Type": "text/plain"},
-        b"x",
-        chunked=True,
-    )
-    assert answer.status == 415
+
+    def post(body: bytes) -> int:
+        headers = {"Upload-Length": "5", "Content-Type": "text/plain"}
+        return call(tus.filter, "POST", "/files", headers, body, chunked=True).status
+
+    assert post(b"") == 201
+    assert post(b"x") == 415
 
 
 # -- D. Upload-Metadata ----------------------------------------------------------------------------

@@ -14,18 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header, tus_factory
-
-
-@pytest.fixture
-def make_tus(tmp_path: Path) -> Callable[..., Tus]:
-    return tus_factory(tmp_path)
-
-
-@pytest.fixture
-def tus(make_tus: Callable[..., Tus]) -> Tus:
-    return make_tus(max_size=1000)
-
+from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header
 
 # -- E. HEAD ---------------------------------------------------------------------------------------
 

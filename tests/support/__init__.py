@@ -1,4 +1,4 @@
-"""Shared harness for tus_filter's live tests.
+"""Shared harness for tus_filter's tests.
 
 - ``servers``: run a WSGI app under waitress, in a thread or in N processes.
 - ``worker``:  the ``python -m tests.support.worker`` entry point behind it.
@@ -6,6 +6,8 @@
 - ``static``:  serve test pages and ``node_modules`` next to an app.
 - ``browser``: headless Debian Chromium through Playwright.
 - ``node``:    run Node scripts against the pinned client libraries.
+- ``tus``:     drive a TusFilter with tus requests, through WebTest or raw WSGI.
+- ``chunked``: flow.js / resumable.js chunk requests and a filter to send them to.
 """
 
 from pathlib import Path

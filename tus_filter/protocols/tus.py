@@ -230,15 +230,8 @@ class TusProtocol(Protocol):
         elif _has_body(request):
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_OCTET_STREAM}")
 
-        record = UploadRecord(
-            upload_id=self.storage.new_id(),
-            protocol=self.name,
-            length=length,
-            filename=filename_of(metadata),
-            content_type=content_type_of(metadata),
-            metadata=metadata,
-            raw_metadata=raw_metadata.strip() if raw_metadata and raw_metadata.strip() else None,
-            concat=PARTIAL if concat is not None else None,
+        record = self._new_record(
+            length, metadata, raw_metadata, concat=PARTIAL if concat is not None else None
         )
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
@@ -276,14 +269,10 @@ class TusProtocol(Protocol):
                 f"the partial uploads exceed the maximum of {self.settings.max_size}"
             )
         raw_metadata = request.header("Upload-Metadata")
-        record = UploadRecord(
-            upload_id=self.storage.new_id(),
-            protocol=self.name,
-            length=length,
-            filename=filename_of(metadata),
-            content_type=content_type_of(metadata),
-            metadata=metadata,
-            raw_metadata=raw_metadata.strip() if raw_metadata and raw_metadata.strip() else None,
+        record = self._new_record(
+            length,
+            metadata,
+            raw_metadata,
             concat=FINAL,
             concat_header=(request.header("Upload-Concat") or "").strip(),
             parts=part_ids,
@@ -308,6 +297,30 @@ class TusProtocol(Protocol):
         headers = self._headers(record, offset=record.is_complete)
         headers["Location"] = f"{request.collection_url}/{record.upload_id}"
         return Outcome(Response(201, headers), completed)
+
+    def _new_record(
+        self,
+        length: int | None,
+        metadata: dict[str, str],
+        raw_metadata: str | None,
+        *,
+        concat: str | None,
+        concat_header: str | None = None,
+        parts: list[str] | None = None,
+    ) -> UploadRecord:
+        """A fresh upload's record, with a new id; ``concat`` is PARTIAL, FINAL or None."""
+        return UploadRecord(
+            upload_id=self.storage.new_id(),
+            protocol=self.name,
+            length=length,
+            filename=filename_of(metadata),
+            content_type=content_type_of(metadata),
+            metadata=metadata,
+            raw_metadata=raw_metadata.strip() if raw_metadata and raw_metadata.strip() else None,
+            concat=concat,
+            concat_header=concat_header,
+            parts=parts if parts is not None else [],
+        )
 
     def _partial_id(self, url: str, request: UploadRequest) -> str:
         part_id = upload_id_from_url(url, request.collection_url, self.settings.upload_path)
