@@ -12,6 +12,8 @@ file: there is nothing to concatenate.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -21,6 +23,32 @@ from ..upload import Upload
 from .base import Protocol
 
 MAX_CHUNKS = 100_000  # per upload, for every chunk protocol: the received bitmap stays < 13 KiB
+MAX_FILENAME_BYTES = 255
+_DECIMAL = re.compile(r"[0-9]{1,15}")
+
+
+def parse_decimal(value: str, name: str) -> int:
+    """A parameter sent as text: plain decimal digits, at most 15 of them."""
+    if not _DECIMAL.fullmatch(value):
+        raise BadRequest(f"{name} must be a decimal integer of at most 15 digits")
+    return int(value)
+
+
+def check_filename(value: str, name: str) -> None:
+    """A bare file name, kept as metadata only, whose shape an application can still trust.
+
+    1 to ``MAX_FILENAME_BYTES`` bytes of UTF-8, not ``.`` or ``..``, without
+    ``/``, ``\\``, control characters or lone surrogates.
+    """
+    if (
+        value in ("", ".", "..")
+        or len(value.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES
+        or any(char in "/\\" or unicodedata.category(char) in ("Cc", "Cs") for char in value)
+    ):
+        raise BadRequest(
+            f"{name} must be a file name of 1 to {MAX_FILENAME_BYTES} bytes "
+            "without '/', '\\' or control characters"
+        )
 
 
 @dataclass(frozen=True)

@@ -53,12 +53,11 @@ from ..incoming import UploadRequest
 from ..storage import Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
-from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, Layout
+from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, Layout, check_filename, parse_decimal
 
 log = logging.getLogger("tus_filter")
 
 MAX_IDENTIFIER_LENGTH = 1024
-MAX_FILENAME_BYTES = 255
 MAX_RELATIVE_PATH_BYTES = 4096
 MAX_TYPE_LENGTH = 255
 # What a multipart body may carry besides the chunk: the text fields (capped
@@ -73,7 +72,6 @@ NO_STORE = {"Cache-Control": "no-store"}  # a cached test answer would skip a ch
 FLOOR = "floor"  # chunk count rounded down: the last chunk holds C..2C-1 bytes
 CEIL = "ceil"  # forceChunkSize: the last chunk holds 1..C bytes
 
-_INTEGER = re.compile(r"[0-9]{1,15}")
 _IDENTIFIER = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_IDENTIFIER_LENGTH}}}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MEDIA_TYPE = re.compile(rf"[ -~]{{0,{MAX_TYPE_LENGTH}}}")
@@ -144,9 +142,7 @@ class Parameters:
         value = self.text(name)
         if value is None:
             return None
-        if not _INTEGER.fullmatch(value):
-            raise BadRequest(f"{name} must be a decimal integer of at most 15 digits")
-        return int(value)
+        return parse_decimal(value, name)
 
     def required_integer(self, name: str) -> int:
         value = self.integer(name)
@@ -199,21 +195,6 @@ def read_params(params: Parameters, prefix: str, *, with_type: bool) -> ChunkPar
         number, chunk_size, total, identifier, filename, relative_path,
         total_chunks, current_size, media_type,
     )
-
-
-def check_filename(value: str, name: str) -> None:
-    """A bare file name: no directory part, no control characters (F12)."""
-    if (
-        not value
-        or len(value.encode("utf-8", "surrogatepass")) > MAX_FILENAME_BYTES
-        or "/" in value
-        or value in (".", "..")
-        or _CONTROL.search(value)
-    ):
-        raise BadRequest(
-            f"{name} must be a file name of 1 to {MAX_FILENAME_BYTES} bytes "
-            "without '/' or control characters"
-        )
 
 
 def check_relative_path(value: str, name: str) -> None:

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
-import unicodedata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -60,19 +58,17 @@ from ..incoming import UploadRequest
 from ..storage import Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
-from .chunked import MAX_CHUNKS, ChunkStore, Layout
+from .chunked import MAX_CHUNKS, ChunkStore, Layout, check_filename, parse_decimal
 
 MAX_JSON_CONTENT = 1024 * 1024  # decoded bytes of one base64 chunk: JSON bodies sit in memory
 # The largest JSON body read at all: the base64 of MAX_JSON_CONTENT plus room
 # for the other fields (a 255-byte fileName is at most ~1.5 KiB of JSON escapes).
 MAX_JSON_BODY = 4 * -(-MAX_JSON_CONTENT // 3) + 64 * 1024
-MAX_FILENAME_BYTES = 255
 RETRY_AFTER_SECONDS = "1"
 
 FIELDS = ("uploadUid", "fileName", "totalSize", "chunkNumber", "chunkCount")
 _MARKERS = ("uploadUid", "chunkNumber", "chunkCount")  # all present: a uid request
 _MAX_INTEGER = 10**15 - 1
-_INTEGER = re.compile(r"[0-9]{1,15}")
 
 _T = TypeVar("_T")
 
@@ -231,9 +227,7 @@ class _TextFields(_Fields):
         raw = self.text(name)
         if raw is None:
             return None
-        if not _INTEGER.fullmatch(raw):
-            raise BadRequest(f"{name} must be a decimal integer of at most 15 digits")
-        return int(raw)
+        return parse_decimal(raw, name)
 
 
 class _JsonFields(_Fields):
@@ -262,7 +256,7 @@ class _JsonFields(_Fields):
 def _parse(fields: _Fields) -> _Chunk:
     file_name = fields.text("fileName")
     if file_name is not None:
-        _check_file_name(file_name)
+        check_filename(file_name, "fileName")
     return _Chunk(
         upload_uid=_required(fields.text("uploadUid"), "uploadUid"),
         number=_required(fields.integer("chunkNumber"), "chunkNumber"),
@@ -276,21 +270,6 @@ def _required(value: _T | None, name: str) -> _T:
     if value is None:
         raise BadRequest(f"missing {name}")
     return value
-
-
-def _check_file_name(name: str) -> None:
-    """A plain name: stored as metadata only, but apps should be able to trust its shape."""
-    if name in ("", ".", ".."):
-        raise BadRequest("fileName must be a file name")
-    if len(name) > MAX_FILENAME_BYTES or len(name.encode("utf-8", "surrogatepass")) > (
-        MAX_FILENAME_BYTES
-    ):
-        raise BadRequest(f"fileName must be at most {MAX_FILENAME_BYTES} bytes of UTF-8")
-    for char in name:
-        if char in "/\\" or unicodedata.category(char) in ("Cc", "Cs"):
-            raise BadRequest(
-                "fileName must not contain '/', '\\', control characters or lone surrogates"
-            )
 
 
 # -- transports -------------------------------------------------------------------------------
