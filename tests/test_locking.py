@@ -138,3 +138,16 @@ def test_waiter_follows_a_discarded_lock_file(tmp_path: Path) -> None:
     thread.join()
     assert acquired.is_set()
     assert overlaps == 0
+
+
+def test_shared_holders_coexist_and_exclude_an_exclusive_one(tmp_path: Path) -> None:
+    locker = FileLocker(str(tmp_path), timeout=0.1)
+    with (
+        locker.hold(KEY, shared=True),
+        locker.hold(KEY, shared=True),
+        pytest.raises(UploadLocked),
+        locker.hold(KEY),
+    ):
+        pass
+    with locker.hold(KEY), pytest.raises(UploadLocked), locker.hold(KEY, shared=True):
+        pass

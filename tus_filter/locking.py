@@ -54,25 +54,29 @@ class FileLocker:
         return os.path.join(self.directory, key[:2], key + ".lock")
 
     @contextmanager
-    def hold(self, key: str, *, timeout: float | None = None) -> Iterator[Lock]:
+    def hold(
+        self, key: str, *, timeout: float | None = None, shared: bool = False
+    ) -> Iterator[Lock]:
         """Hold the lock for ``key``; raise :class:`UploadLocked` after ``timeout`` seconds.
 
-        ``timeout=0`` tries once without waiting.
+        ``timeout=0`` tries once without waiting.  ``shared`` holders exclude
+        only exclusive ones (readers/writers semantics).
         """
-        lock = self._acquire(key, self.timeout if timeout is None else timeout)
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        lock = self._acquire(key, self.timeout if timeout is None else timeout, mode)
         try:
             yield lock
         finally:
             lock.release()
 
-    def _acquire(self, key: str, timeout: float) -> Lock:
+    def _acquire(self, key: str, timeout: float, mode: int) -> Lock:
         path = self.path_for(key)
         deadline = time.monotonic() + timeout
         pause = _POLL_MIN
         while True:
             fd = self._open(path)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except OSError as error:
                 os.close(fd)
                 if error.errno not in (errno.EAGAIN, errno.EACCES):

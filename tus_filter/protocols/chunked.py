@@ -127,16 +127,18 @@ class ChunkStore:
 
         A chunk of the wrong size raises :class:`BadRequest` and is not marked
         (its bytes may stay in the data file; a re-sent chunk overwrites them).
-        Bytes beyond the chunk's range are never written.
+        Bytes beyond the chunk's range are never written, and nothing is
+        written once the upload is complete (see ``Storage.chunk_writers``).
         """
-        if record.is_complete:
-            for _ in blocks:  # drain: a retry after a lost response is harmless
-                pass
-            return ChunkResult(True)
-        expected = layout.size(index)
-        written = self.storage.write_at(
-            record.upload_id, layout.start(index), _exactly(blocks, expected)
-        )
+        with self.storage.chunk_writers(record.upload_id, exclusive=False):
+            if self.storage.load(record.upload_id).is_complete:
+                for _ in blocks:  # drain: a retry after a lost response is harmless
+                    pass
+                return ChunkResult(True)
+            expected = layout.size(index)
+            written = self.storage.write_at(
+                record.upload_id, layout.start(index), _exactly(blocks, expected)
+            )
         if written != expected:
             raise BadRequest(f"chunk {index} has {written} bytes, expected {expected}")
         return self.mark(record.upload_id, index)
@@ -163,7 +165,9 @@ class ChunkStore:
     def _finish_or_save(self, record: UploadRecord) -> ChunkResult:
         self.protocol.touch(record)
         if record.chunks_received() == record.chunk_count:
-            return ChunkResult(True, self.protocol.complete(record))
+            # Wait for re-sent chunks still being written: the file is final from here on.
+            with self.storage.chunk_writers(record.upload_id, exclusive=True):
+                return ChunkResult(True, self.protocol.complete(record))
         self.storage.save(record)
         return ChunkResult(False)
 

@@ -130,6 +130,18 @@ class Storage(ABC):
         """Hold the upload's lock; raise ``UploadLocked`` after the timeout."""
 
     @abstractmethod
+    def chunk_writers(
+        self, upload_id: str, *, exclusive: bool
+    ) -> AbstractContextManager[Lock]:
+        """The lock chunk writers share and completion takes exclusively.
+
+        Positional writes of chunks run without :meth:`lock`, so completion
+        holds this exclusively to wait for writes in flight: no byte lands in
+        a file after it was handed to the application.  Take it before
+        :meth:`lock`, never while holding it, except to complete.
+        """
+
+    @abstractmethod
     def create(self, record: UploadRecord) -> None:
         """Store a new record and an empty data file; ``UploadExists`` if the id is taken."""
 

@@ -20,7 +20,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
 from ..locking import FileLocker, Lock
@@ -28,6 +28,7 @@ from .base import Storage, UploadExists, UploadRecord
 
 _ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{64})$")
 _COPY_BLOCK = 1024 * 1024
+_WRITERS = "w"  # ``chunk_writers`` lock file: ``<id>w.lock`` beside ``<id>.lock``
 
 
 @contextmanager
@@ -70,6 +71,10 @@ class FilesystemStorage(Storage):
     def lock(self, upload_id: str, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
         self._dir(upload_id)  # validate before a lock file is named after it
         return self._locker.hold(upload_id, timeout=timeout)
+
+    def chunk_writers(self, upload_id: str, *, exclusive: bool):  # type: ignore[no-untyped-def]
+        self._dir(upload_id)
+        return self._locker.hold(upload_id + _WRITERS, shared=not exclusive)
 
     def create(self, record: UploadRecord) -> None:
         directory = self._dir(record.upload_id)
@@ -151,6 +156,9 @@ class FilesystemStorage(Storage):
 
     def delete(self, upload_id: str, lock: Lock) -> None:
         shutil.rmtree(self._dir(upload_id), ignore_errors=True)
+        with suppress(FileNotFoundError):
+            # Nobody writes chunks of a deleted upload: its writers' lock file can go.
+            os.unlink(self._locker.path_for(upload_id + _WRITERS))
         lock.discard()
 
     # -- expiry ---------------------------------------------------------------------------

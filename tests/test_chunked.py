@@ -1,0 +1,111 @@
+"""The chunk engine shared by flow.js, resumable.js and uid: layout and exactly-once completion."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tus_filter.config import Settings
+from tus_filter.incoming import UploadRequest
+from tus_filter.protocols.base import Outcome, Protocol
+from tus_filter.protocols.chunked import ChunkStore, Layout
+from tus_filter.storage import FilesystemStorage, UploadRecord
+
+
+class Engine(Protocol):
+    """The smallest protocol: only the engine is under test."""
+
+    name = "uid"
+    methods = ("POST",)
+
+    def recognizes(self, request: UploadRequest) -> bool:
+        raise AssertionError("not used")
+
+    def handle(self, request: UploadRequest) -> Outcome:
+        raise AssertionError("not used")
+
+
+@pytest.mark.parametrize(
+    ("layout", "sizes"),
+    [
+        pytest.param(Layout(25, 10, 2), [10, 15], id="floor-last-chunk-up-to-2C-1"),
+        pytest.param(Layout(25, 10, 3), [10, 10, 5], id="ceil-last-chunk-rest"),
+        pytest.param(Layout(0, 10, 1), [0], id="empty-file"),
+        pytest.param(Layout(9, 3, 3), [3, 3, 3], id="exact"),
+    ],
+)
+def test_layout(layout: Layout, sizes: list[int]) -> None:
+    assert [layout.size(i) for i in range(layout.count)] == sizes
+    starts = [layout.start(i) for i in range(layout.count)]
+    assert starts == [i * layout.chunk_size for i in range(layout.count)]
+    assert layout.is_consistent
+
+
+def test_inconsistent_layout() -> None:
+    assert not Layout(10, 2, 7).is_consistent  # (7-1)*2 > 10: the last chunk would be negative
+
+
+def engine(tmp_path: Path, lock_timeout: float = 5) -> tuple[ChunkStore, UploadRecord]:
+    storage = FilesystemStorage(str(tmp_path), valid_duration=60, lock_timeout=lock_timeout)
+    chunks = ChunkStore(Engine(Settings(tmp_file_dir=str(tmp_path)), storage))
+    record = chunks.open("ab" * 16, lambda: UploadRecord(
+        upload_id="ab" * 16, protocol="uid", length=4, chunk_size=2, chunk_count=2))
+    return chunks, record
+
+
+LAYOUT = Layout(4, 2, 2)
+
+
+def test_completes_exactly_once_and_never_writes_afterwards(tmp_path: Path) -> None:
+    chunks, record = engine(tmp_path)
+    assert chunks.write(record, 1, LAYOUT, [b"cd"]).completed is None
+    result = chunks.write(record, 0, LAYOUT, [b"ab"])
+    assert result.complete and result.completed is not None
+    path = Path(result.completed.path)
+    again = chunks.write(record, 0, LAYOUT, [b"XX"])  # a late re-send with other bytes
+    assert again.complete and again.completed is None
+    assert path.read_bytes() == b"abcd"
+    assert chunks.finish_if_complete(record.upload_id).completed is None
+
+
+@pytest.mark.parametrize(
+    ("blocks", "message"),
+    [
+        pytest.param([b"a"], "has 1 bytes", id="short"),
+        pytest.param([b"ab", b"c"], "larger than", id="long"),
+    ],
+)
+def test_wrong_sized_chunk_is_not_marked(tmp_path: Path, blocks: list[bytes], message: str) -> None:
+    chunks, record = engine(tmp_path)
+    with pytest.raises(Exception, match=message):
+        chunks.write(record, 0, LAYOUT, blocks)
+    assert not chunks.find(record.upload_id).has_chunk(0)  # type: ignore[union-attr]
+
+
+def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
+    chunks, record = engine(tmp_path)
+    chunks.write(record, 0, LAYOUT, [b"ab"])
+    started, release = threading.Event(), threading.Event()
+
+    def slow_resend() -> Iterator[bytes]:
+        yield b"a"
+        started.set()
+        release.wait(5)
+        yield b"b"
+
+    resend = threading.Thread(target=chunks.write, args=(record, 0, LAYOUT, slow_resend()))
+    resend.start()
+    assert started.wait(5)
+    finisher = threading.Thread(target=chunks.write, args=(record, 1, LAYOUT, [b"cd"]))
+    finisher.start()
+    time.sleep(0.2)
+    assert not chunks.find(record.upload_id).is_complete  # type: ignore[union-attr]
+    release.set()
+    resend.join(5)
+    finisher.join(5)
+    assert chunks.find(record.upload_id).is_complete  # type: ignore[union-attr]
+    assert Path(chunks.storage.data_path(record.upload_id)).read_bytes() == b"abcd"
