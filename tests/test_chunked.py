@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tus_filter.config import Settings
+from tus_filter.errors import UploadNotFound
 from tus_filter.incoming import UploadRequest
 from tus_filter.protocols.base import Outcome, Protocol
 from tus_filter.protocols.chunked import ChunkStore, Layout
@@ -109,3 +110,38 @@ def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
     finisher.join(5)
     assert chunks.find(record.upload_id).is_complete  # type: ignore[union-attr]
     assert Path(chunks.storage.data_path(record.upload_id)).read_bytes() == b"abcd"
+
+
+@pytest.mark.parametrize("cleanup", [
+    pytest.param(True, id="deleted-by-cleanup-then-recreated"),
+    pytest.param(False, id="expired-then-restarted"),
+])
+def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
+    tmp_path: Path, cleanup: bool
+) -> None:
+    """The upload expired and started afresh while a chunk was being written.
+
+    The chunk's bytes went into the old file (deleted, or truncated by the
+    restart): counting it in the new upload would hand on a file with a hole.
+    """
+    chunks, record = engine(tmp_path)
+    storage = chunks.storage
+
+    def replaced_midway() -> Iterator[bytes]:
+        yield b"ab"
+        stale = storage.load(record.upload_id)
+        stale.touched -= 3600
+        storage.save(stale)
+        if cleanup:
+            assert storage.cleanup() == 1
+        fresh = chunks.open(record.upload_id, lambda: UploadRecord(
+            upload_id=record.upload_id, protocol="uid", length=4, chunk_size=2, chunk_count=2))
+        assert chunks.write(fresh, 1, LAYOUT, [b"cd"]).completed is None
+
+    with pytest.raises(UploadNotFound):
+        chunks.write(record, 0, LAYOUT, replaced_midway())
+    current = chunks.find(record.upload_id)
+    assert current is not None and not current.is_complete
+    assert not current.has_chunk(0) and current.has_chunk(1)
+    assert chunks.write(current, 0, LAYOUT, [b"ab"]).completed is not None  # the retry
+    assert Path(storage.data_path(record.upload_id)).read_bytes() == b"abcd"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import pytest
 from webtest import TestApp
@@ -49,6 +50,9 @@ def app(tmp_path: Path) -> TestApp:
             "POST", "/files", "application/json",
             b'{"uploadUid":"","chunkNumber":0,"chunkCount":1,"pad":"' + b"x" * (17 << 20) + b'"}',
             id="json-too-large-to-read",
+        ),
+        pytest.param(
+            "POST", "/files", "application/json", b"[" * 100_000, id="json-nested-too-deep"
         ),
         pytest.param(
             "POST", "/files",
@@ -195,3 +199,81 @@ def test_a_protocol_failing_to_read_a_request_lets_the_next_one_try(tmp_path: Pa
         headers={"Content-Type": "application/octet-stream"}, status=400,
     )
     assert "X-Method" not in response.headers  # answered by the filter, not the app
+
+
+def _answer_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"app"]
+
+
+FLOW_QUERY = (
+    "flowChunkNumber=1&flowChunkSize=10&flowTotalSize=3&flowIdentifier=x&flowFilename=a"
+)
+UID_QUERY = "uploadUid=&fileName=a&totalSize=3&chunkNumber=0&chunkCount=1"
+
+
+@pytest.mark.parametrize("bad_length", [
+    pytest.param("abc", id="letters"),
+    pytest.param("\u00b2", id="superscript-two"),  # a Latin-1 byte; str.isdigit() says yes
+    pytest.param("\u0661", id="arabic-indic-one"),
+])
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "status"),
+    [
+        pytest.param(
+            "PATCH", "<upload>",
+            {"Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+             "Content-Type": "application/offset+octet-stream"},
+            400, id="tus-patch",
+        ),
+        pytest.param(
+            "POST", "/files",
+            {"Tus-Resumable": "1.0.0", "Upload-Length": "3",
+             "Content-Type": "application/offset+octet-stream"},
+            400, id="tus-creation-with-upload",
+        ),
+        pytest.param(
+            "POST", "/files",
+            {"Tus-Resumable": "1.0.0", "Upload-Length": "3", "Content-Type": "text/plain"},
+            400, id="tus-creation-other-type",
+        ),
+        pytest.param(
+            "POST", "/files?" + FLOW_QUERY, {"Content-Type": "application/octet-stream"},
+            400, id="flow-octet",
+        ),
+        pytest.param(
+            "POST", "/files?" + UID_QUERY, {"Content-Type": "application/octet-stream"},
+            400, id="uid-octet",
+        ),
+        pytest.param(
+            "POST", "/files", {"Content-Type": "multipart/form-data; boundary=XyZ"},
+            200, id="multipart-unreadable-reaches-app",
+        ),
+        pytest.param(
+            "POST", "/files", {"Content-Type": "application/json"},
+            200, id="json-unreadable-reaches-app",
+        ),
+    ],
+)
+def test_malformed_content_length_is_never_a_server_error(
+    tmp_path: Path, method: str, path: str, headers: dict[str, str], status: int,
+    bad_length: str,
+) -> None:
+    """Only ASCII digits are a length: ``int()`` accepts other digits, or raises."""
+    wrapped = TusFilter(_answer_app, tmp_file_dir=str(tmp_path))
+    if path == "<upload>":
+        created = TestApp(wrapped).post(
+            "/files", headers={"Tus-Resumable": "1.0.0", "Upload-Length": "3"}
+        )
+        path = created.headers["Location"].replace("http://localhost", "")
+    environ: dict[str, Any] = {"REQUEST_METHOD": method, "wsgi.input": io.BytesIO(b"abc")}
+    environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
+    setup_testing_defaults(environ)
+    environ["CONTENT_LENGTH"] = bad_length
+    for name, value in headers.items():
+        key = name.upper().replace("-", "_")
+        environ[key if key == "CONTENT_TYPE" else "HTTP_" + key] = value
+    statuses: list[str] = []
+    body = b"".join(wrapped(environ, lambda status, headers, exc=None: statuses.append(status)))
+    assert int(statuses[0].split()[0]) == status, body
+    assert (body == b"app") == (status == 200)

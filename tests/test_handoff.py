@@ -107,3 +107,25 @@ def test_merge(protocol: Response, app: Response, status: int, headers: dict[str
     assert merged.status == status
     assert merged.headers == headers
     assert merged.body == body
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "offsets"),
+    [
+        pytest.param("200 OK", b"", ["10"], id="2xx-empty"),
+        pytest.param("200 OK", b'{"id":7}', ["10"], id="2xx-body"),
+        pytest.param("403 Forbidden", b"no", ["999", "998"], id="non-2xx-as-sent"),
+    ],
+)
+def test_repeated_app_headers_all_reach_the_client(
+    tmp_path: Path, status: str, body: bytes, offsets: list[str]
+) -> None:
+    """Two ``Set-Cookie`` lines (a session and a CSRF cookie...) must both survive."""
+    app = Downstream(status, [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"),
+                              ("upload-offset", "999"), ("Upload-Offset", "998")], body)
+    answer = call_app(app, {"REQUEST_METHOD": "PATCH"}, upload_at(tmp_path / "data"),
+                      send_file=False)
+    lines = merge(PATCH_OK, answer, TUS).header_list()
+    assert [value for name, value in lines if name == "Set-Cookie"] == ["a=1", "b=2"]
+    assert [value for name, value in lines if name.lower() == "upload-offset"] == offsets
+    assert [name for name, _ in lines].count("Tus-Resumable") == 1

@@ -151,3 +151,14 @@ def test_shared_holders_coexist_and_exclude_an_exclusive_one(tmp_path: Path) -> 
         pass
     with locker.hold(KEY), pytest.raises(UploadLocked), locker.hold(KEY, shared=True):
         pass
+
+
+def test_discarding_again_never_unlinks_the_next_holders_file(tmp_path: Path) -> None:
+    """``discard`` is idempotent: a second call must not split a newcomer's lock."""
+    locker = FileLocker(str(tmp_path), timeout=0.1)
+    with locker.hold(KEY) as first:
+        first.discard()
+        with locker.hold(KEY):  # a newcomer locks a fresh file at the same path
+            first.discard()
+            with pytest.raises(UploadLocked), locker.hold(KEY):
+                pass

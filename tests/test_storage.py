@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tus_filter.errors import UploadExpired, UploadNotFound
+from tus_filter.errors import StorageFull, UploadExpired, UploadNotFound
 from tus_filter.storage import COMPLETE, FilesystemStorage, UploadExists, UploadRecord
 
 
@@ -40,6 +42,7 @@ def test_new_ids_are_128_bit_hex_and_distinct(storage: FilesystemStorage) -> Non
         pytest.param("a" * 33, id="odd-length"),
         pytest.param("a" * 31 + "\x00", id="nul"),
         pytest.param("", id="empty"),
+        pytest.param("a" * 32 + "\n", id="trailing-newline"),
     ],
 )
 def test_foreign_ids_are_not_found_without_touching_disk(
@@ -122,6 +125,57 @@ def test_delete_removes_record_data_and_lock_file(
     with pytest.raises(UploadNotFound):
         storage.load(record.upload_id)
     assert not any(tmp_path.glob("locks/*/*.lock"))
+
+
+@pytest.mark.parametrize(
+    "upload_id",
+    [
+        pytest.param("0123456789abcdef" * 2, id="never-created"),
+        pytest.param("", id="deleted-by-another-holder"),  # "": a real upload, deleted first
+    ],
+)
+def test_a_lock_on_no_upload_leaves_no_lock_file(
+    storage: FilesystemStorage, tmp_path: Path, upload_id: str
+) -> None:
+    """A PATCH or DELETE of an unknown id must not leave a file behind for ever."""
+    if not upload_id:
+        upload_id = new(storage).upload_id
+        with storage.lock(upload_id) as lock:
+            storage.delete(upload_id, lock)
+    with storage.lock(upload_id), pytest.raises(UploadNotFound):
+        storage.load(upload_id)
+    assert not any(tmp_path.glob("locks/*/*.lock"))
+
+
+def test_write_at_closes_its_descriptor_when_sync_fails(
+    storage: FilesystemStorage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record = new(storage)
+    opened: list[int] = []
+    closed: list[int] = []
+    real_open, real_close = os.open, os.close
+
+    def recording_open(*args: Any, **kwargs: Any) -> int:
+        opened.append(real_open(*args, **kwargs))
+        return opened[-1]
+
+    def recording_close(fd: int) -> None:
+        closed.append(fd)
+        real_close(fd)
+
+    def failing_sync(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "open", recording_open)
+    monkeypatch.setattr(os, "close", recording_close)
+    monkeypatch.setattr(os, "fdatasync", failing_sync)
+    with pytest.raises(StorageFull):
+        storage.write_at(record.upload_id, 0, [b"abc"])
+    try:
+        assert opened and opened[0] in closed
+    finally:
+        for fd in set(opened) - set(closed):
+            real_close(fd)
 
 
 def test_expired_uploads_raise_expired_then_get_cleaned(storage: FilesystemStorage) -> None:

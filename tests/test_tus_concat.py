@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.tus import OCTET, Tus, b64, call, in_thread, stored
-from tus_filter import Reject, UploadInfo
+from tus_filter import Reject, UploadInfo, UploadNotFound
 
 
 def partial(tus: Tus, data: bytes | None, length: int | None = None, **headers: str) -> str:
@@ -50,6 +50,8 @@ def test_partial_upload(tus: Tus) -> None:
     assert (response.status_int, response.headers["Upload-Offset"]) == (204, "5")
     assert tus.record(url).is_complete
     assert tus.handoffs == []
+    with pytest.raises(UploadNotFound):  # not a file of its own, for get_upload either
+        tus.filter.get_upload(url[-32:])
 
 
 def test_final_of_complete_partials(tus: Tus) -> None:
@@ -154,6 +156,10 @@ def test_partials_reused_and_repeated(tus: Tus) -> None:
             id="113-outside-upload-path",
         ),
         pytest.param(lambda a, n: f"final;{a} /files/xyz", {}, b"", 400, id="113-not-an-id"),
+        pytest.param(
+            lambda a, n: f"final;{a} http://[::1/files/{a[-32:]}", {}, b"", 400,
+            id="113-unparsable-url",
+        ),
         pytest.param(lambda a, n: "final;", {}, b"", 400, id="114-no-urls"),
         pytest.param(lambda a, n: "final;   ", {}, b"", 400, id="114-blank-urls"),
         pytest.param(lambda a, n: "final", {}, b"", 400, id="114-no-semicolon"),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import DEFAULT_CHECKSUM_ALGORITHMS, PROTOCOL_NAMES, Hook, settings_from_options
 from .cors import CorsPolicy
-from .errors import TusFilterError, UploadIncomplete
+from .errors import TusFilterError, UploadIncomplete, UploadNotFound
 from .handoff import call_app, merge
 from .http import Response, status_line
 from .incoming import UploadRequest
@@ -169,6 +169,8 @@ class TusFilter:
         :class:`~tus_filter.UploadIncomplete`.
         """
         record = self.storage.load(upload_id)
+        if record.concat == "partial":
+            raise UploadNotFound()  # a piece of a tus concatenation, never a file of its own
         if not record.is_complete:
             raise UploadIncomplete()
         return completed_upload(record, self.storage)

@@ -13,7 +13,8 @@ Merging (the protocol's response is what the client would get without an app):
   * anything else → the app's response as sent, plus the protocol's
     essential headers.
 Headers the protocol sets win over the app's, except the body's own
-``Content-Type``; CORS is added afterwards by the filter.
+``Content-Type``; an app header sent several times (``Set-Cookie``) keeps
+every line; CORS is added afterwards by the filter.
 """
 
 from __future__ import annotations
@@ -68,7 +69,14 @@ def call_app(
     finally:
         if body_file is not None:
             body_file.close()
-    return Response(captured["status"], dict(captured["headers"]), b"".join(chunks))
+    headers: dict[str, str] = {}
+    repeated: list[tuple[str, str]] = []
+    for name, value in captured["headers"]:
+        if any(name.lower() == known.lower() for known in headers):
+            repeated.append((name, value))  # e.g. a second Set-Cookie: keep every line
+        else:
+            headers[name] = value
+    return Response(captured["status"], headers, b"".join(chunks), repeated)
 
 
 def merge(
@@ -77,17 +85,26 @@ def merge(
     """Combine the protocol's and the app's answers (rules in the module docstring)."""
     app_headers = {k: v for k, v in app_response.headers.items() if k.lower() != "content-length"}
     if not 200 <= app_response.status < 300:
-        merged = Response(app_response.status, app_headers, app_response.body)
+        merged = Response(app_response.status, app_headers, app_response.body,
+                          _repeated(app_response, essential))
         merge_headers(merged.headers, essential)
         return merged
     if not app_response.body:
         headers = {k: v for k, v in app_headers.items() if k.lower() not in _BODY_HEADERS}
         merge_headers(headers, protocol_response.headers)
-        return Response(protocol_response.status, headers, protocol_response.body)
+        repeated = [(k, v) for k, v in _repeated(app_response, protocol_response.headers)
+                    if k.lower() not in _BODY_HEADERS]
+        return Response(protocol_response.status, headers, protocol_response.body, repeated)
     status = 201 if protocol_response.status == 201 else app_response.status
     headers = dict(app_headers)
-    merge_headers(
-        headers,
-        {k: v for k, v in protocol_response.headers.items() if k.lower() not in _BODY_HEADERS},
-    )
-    return Response(status, headers, app_response.body)
+    protocol_headers = {
+        k: v for k, v in protocol_response.headers.items() if k.lower() not in _BODY_HEADERS
+    }
+    merge_headers(headers, protocol_headers)
+    return Response(status, headers, app_response.body, _repeated(app_response, protocol_headers))
+
+
+def _repeated(app_response: Response, winners: dict[str, str]) -> list[tuple[str, str]]:
+    """The app's repeated header lines, except those of a header the protocol sets."""
+    overridden = {name.lower() for name in winners}
+    return [(k, v) for k, v in app_response.repeated if k.lower() not in overridden]

@@ -36,6 +36,8 @@ class Response:
     status: int
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+    #: Further lines of a header already in ``headers`` (an app's second ``Set-Cookie``).
+    repeated: list[tuple[str, str]] = field(default_factory=list)
 
     @classmethod
     def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
@@ -52,7 +54,11 @@ class Response:
 
     def header_list(self) -> list[tuple[str, str]]:
         """WSGI header list with a ``Content-Length`` that matches the body."""
-        headers = [(k, v) for k, v in self.headers.items() if k.lower() != "content-length"]
+        headers = [
+            (k, v)
+            for k, v in [*self.headers.items(), *self.repeated]
+            if k.lower() != "content-length"
+        ]
         if self.status not in (204, 304) and not (100 <= self.status < 200):
             headers.append(("Content-Length", str(len(self.body))))
         return headers

@@ -134,7 +134,7 @@ class UploadRequest:
                 self._raw += block
             try:
                 self._json = json.loads(bytes(self._raw))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):  # too deeply nested
                 self._body_error = BadRequest("body is not valid JSON")
         self._raise_earlier_failure()
         return self._json

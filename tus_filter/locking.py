@@ -35,9 +35,15 @@ class Lock:
         self._fd = fd
 
     def discard(self) -> None:
-        """Unlink the lock file while holding it (the key is going away)."""
+        """Unlink the lock file while holding it (the key is going away).
+
+        Only while the path still names this holder's file: once discarded, a
+        newcomer may have created and locked a fresh one there.  (Only holders
+        unlink, so the file cannot change between the check and the unlink.)
+        """
         with suppress(FileNotFoundError):
-            os.unlink(self.path)
+            if _same_file(os.stat(self.path), os.fstat(self._fd)):
+                os.unlink(self.path)
 
     def release(self) -> None:
         os.close(self._fd)  # closing the description drops the flock
@@ -104,3 +110,7 @@ class FileLocker:
             return os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             return False
+
+
+def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)

@@ -21,9 +21,10 @@ def body_length(environ: dict[str, Any]) -> int | None:
     it is terminated (``wsgi.input_terminated``, set for chunked requests);
     otherwise PEP 3333 says it is empty.
     """
-    raw = environ.get("CONTENT_LENGTH") or ""
-    if raw.strip():
-        if not raw.strip().isdigit():
+    raw = (environ.get("CONTENT_LENGTH") or "").strip()
+    if raw:
+        # ASCII digits only: int() also takes "١" (U+0661), and "²" passes isdigit() but not int().
+        if not (raw.isascii() and raw.isdigit()):
             raise BadRequest("invalid Content-Length")
         return int(raw)
     return None if environ.get("wsgi.input_terminated") else 0

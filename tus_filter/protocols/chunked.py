@@ -131,7 +131,8 @@ class ChunkStore:
         written once the upload is complete (see ``Storage.chunk_writers``).
         """
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
-            if self.storage.load(record.upload_id).is_complete:
+            current = self.storage.load(record.upload_id)
+            if current.is_complete:
                 for _ in blocks:  # drain: a retry after a lost response is harmless
                     pass
                 return ChunkResult(True)
@@ -141,12 +142,19 @@ class ChunkStore:
             )
         if written != expected:
             raise BadRequest(f"chunk {index} has {written} bytes, expected {expected}")
-        return self.mark(record.upload_id, index)
+        return self.mark(record.upload_id, index, created=current.created)
 
-    def mark(self, upload_id: str, index: int) -> ChunkResult:
-        """Record chunk ``index`` as stored; complete the upload if it was the last one."""
+    def mark(self, upload_id: str, index: int, *, created: float | None = None) -> ChunkResult:
+        """Record chunk ``index`` as stored; complete the upload if it was the last one.
+
+        ``created``: the ``created`` of the record the chunk was written for.  If
+        the upload expired and started afresh (or was deleted and created again)
+        meanwhile, the bytes went into the old file: the chunk does not count.
+        """
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
+            if created is not None and record.created != created:
+                raise UploadNotFound("the upload was replaced while the chunk was written")
             if record.is_complete:
                 return ChunkResult(True)
             record.add_chunk(index)

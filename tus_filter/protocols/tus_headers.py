@@ -189,7 +189,10 @@ def upload_id_from_url(url: str, collection_url: str, upload_path: str) -> str |
     collection URL and matched on the ``upload_path`` segment followed by one
     last segment, the id (tusd: ``extractIDFromURL``).
     """
-    path = urlsplit(urljoin(collection_url + "/", url)).path
+    try:
+        path = urlsplit(urljoin(collection_url + "/", url)).path
+    except ValueError:  # e.g. an unclosed or invalid "[IPv6]" host
+        return None
     prefix, _, upload_id = path.rstrip("/").rpartition("/")
     if not upload_id or not prefix.endswith(upload_path):
         return None

@@ -26,7 +26,7 @@ from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
 from ..locking import FileLocker, Lock
 from .base import Storage, UploadExists, UploadRecord
 
-_ID = re.compile(r"^(?:[0-9a-f]{32}|[0-9a-f]{64})$")
+_ID = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})\Z")  # \Z: "$" would allow a final "\n"
 _COPY_BLOCK = 1024 * 1024
 _WRITERS = "w"  # ``chunk_writers`` lock file: ``<id>w.lock`` beside ``<id>.lock``
 
@@ -69,8 +69,18 @@ class FilesystemStorage(Storage):
         return secrets.token_hex(16)
 
     def lock(self, upload_id: str, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
-        self._dir(upload_id)  # validate before a lock file is named after it
-        return self._locker.hold(upload_id, timeout=timeout)
+        directory = self._dir(upload_id)  # validate before a lock file is named after it
+        return self._hold(upload_id, directory, timeout)
+
+    @contextmanager
+    def _hold(self, upload_id: str, directory: str, timeout: float | None) -> Iterator[Lock]:
+        with self._locker.hold(upload_id, timeout=timeout) as lock:
+            try:
+                yield lock
+            finally:
+                if not os.path.isdir(directory):
+                    # No such upload (an unknown id, or deleted): leave no lock file behind.
+                    lock.discard()
 
     def chunk_writers(self, upload_id: str, *, exclusive: bool):  # type: ignore[no-untyped-def]
         self._dir(upload_id)
@@ -127,14 +137,16 @@ class FilesystemStorage(Storage):
             except FileNotFoundError:
                 raise UploadNotFound() from None
             try:
-                for block in blocks:
-                    view = memoryview(block)
-                    while view:
-                        count = os.pwrite(fd, view, offset + written)
-                        written += count
-                        view = view[count:]
+                try:
+                    for block in blocks:
+                        view = memoryview(block)
+                        while view:
+                            count = os.pwrite(fd, view, offset + written)
+                            written += count
+                            view = view[count:]
+                finally:
+                    os.fdatasync(fd)
             finally:
-                os.fdatasync(fd)
                 os.close(fd)
         return written
 
