@@ -142,9 +142,9 @@ class ChunkStore:
             )
         if written != expected:
             raise BadRequest(f"chunk {index} has {written} bytes, expected {expected}")
-        return self.mark(record.upload_id, index, created=current.created)
+        return self._mark(record.upload_id, index, created=current.created)
 
-    def mark(self, upload_id: str, index: int, *, created: float | None = None) -> ChunkResult:
+    def _mark(self, upload_id: str, index: int, *, created: float) -> ChunkResult:
         """Record chunk ``index`` as stored; complete the upload if it was the last one.
 
         ``created``: the ``created`` of the record the chunk was written for.  If
@@ -153,7 +153,7 @@ class ChunkStore:
         """
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
-            if created is not None and record.created != created:
+            if record.created != created:
                 raise UploadNotFound("the upload was replaced while the chunk was written")
             if record.is_complete:
                 return ChunkResult(True)
