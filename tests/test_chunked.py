@@ -43,11 +43,6 @@ def test_layout(layout: Layout, sizes: list[int]) -> None:
     assert [layout.size(i) for i in range(layout.count)] == sizes
     starts = [layout.start(i) for i in range(layout.count)]
     assert starts == [i * layout.chunk_size for i in range(layout.count)]
-    assert layout.is_consistent
-
-
-def test_inconsistent_layout() -> None:
-    assert not Layout(10, 2, 7).is_consistent  # (7-1)*2 > 10: the last chunk would be negative
 
 
 def engine(tmp_path: Path, lock_timeout: float = 5) -> tuple[ChunkStore, UploadRecord]:

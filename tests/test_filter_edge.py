@@ -135,12 +135,6 @@ def test_collection_url_honours_script_name() -> None:
     assert collection_url(environ, "/files", behind_proxy=False) == "http://app.local:8080/app/files"
 
 
-def test_upload_path_is_relative_to_script_name(tmp_path: Path) -> None:
-    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path)))
-    response = app.get("/files", extra_environ={"SCRIPT_NAME": "/mounted"})
-    assert response.headers["X-Path"] == "/files"  # passed through, matched on PATH_INFO
-
-
 @pytest.mark.parametrize(
     ("origin", "status", "allow_origin"),
     [

@@ -118,12 +118,6 @@ class ChecksumMismatch(TusFilterError):
     default_message = "checksum mismatch"
 
 
-class NotImplementedByServer(TusFilterError):
-    status = 501
-    code = "not_implemented"
-    default_message = "not supported by this server"
-
-
 class Reject(TusFilterError):
     """Raised by an application hook to refuse an upload or a termination.
 

@@ -30,6 +30,8 @@ from ..upload import Upload, UploadInfo
 
 log = logging.getLogger("tus_filter")
 
+RETRY_AFTER_SECONDS = "1"
+
 
 @dataclass
 class Outcome:
@@ -75,7 +77,11 @@ class Protocol(ABC):
 
     def error_response(self, error: TusFilterError) -> Response:
         """The one place an error becomes a response for this protocol's clients."""
-        response = self.render_error(self.status_for(error), error)
+        status = self.status_for(error)
+        response = self.render_error(status, error)
+        if status == 503:
+            # Only locks and vanished records map to 503: both clear up at once.
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
         response.headers.update(error.headers)
         response.headers.update(self.essential_headers())
         return response
@@ -110,6 +116,17 @@ class Protocol(ABC):
             metadata=dict(record.metadata),
             content_type=record.content_type,
         )
+
+    def discard(self, upload_id: str) -> None:
+        """Delete an upload nobody was told about, while already handling an error.
+
+        A failure here is logged, not raised: it must not hide the error at hand.
+        """
+        try:
+            with self.storage.lock(upload_id) as lock:
+                self.storage.delete(upload_id, lock)
+        except TusFilterError:
+            log.warning("tus_filter: could not discard upload %s", upload_id, exc_info=True)
 
     def touch(self, record: UploadRecord) -> None:
         """Record activity: unfinished uploads expire relative to their last request."""

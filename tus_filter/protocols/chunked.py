@@ -67,11 +67,6 @@ class Layout:
             return self.chunk_size
         return self.total - (self.count - 1) * self.chunk_size
 
-    @property
-    def is_consistent(self) -> bool:
-        """Every chunk has a non-negative size and the chunks cover ``total`` exactly."""
-        return self.count >= 1 and self.chunk_size >= 1 and self.size(self.count - 1) >= 0
-
 
 @dataclass(frozen=True)
 class ChunkResult:

@@ -46,7 +46,7 @@ from typing import ClassVar
 from urllib.parse import parse_qsl
 
 from ..config import Settings
-from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge, TusFilterError
+from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from ..forms import MAX_FIELDS_BYTES, FilePart, Form
 from ..http import Response
 from ..incoming import UploadRequest
@@ -63,7 +63,6 @@ MAX_TYPE_LENGTH = 255
 # What a multipart body may carry besides the chunk: the text fields (capped
 # by the form reader) plus part headers and boundaries.
 MULTIPART_ALLOWANCE = MAX_FIELDS_BYTES + 64 * 1024
-RETRY_AFTER = "1"  # seconds; a lock is held only for bookkeeping, never for a write
 
 ALLOWED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH")
 TEST_METHODS = ("GET", "HEAD")
@@ -80,14 +79,6 @@ _MEDIA_TYPE = re.compile(rf"[ -~]{{0,{MAX_TYPE_LENGTH}}}")
 # -- parameters --------------------------------------------------------------------------------
 
 
-def query_of(request: UploadRequest) -> dict[str, list[str]]:
-    """The query parameters; a query string that is not UTF-8 is a bad request."""
-    try:
-        return request.query
-    except UnicodeDecodeError:
-        raise BadRequest("query string is not UTF-8") from None
-
-
 def form_of(request: UploadRequest) -> Form | None:
     """The multipart form of an upload request (GET and HEAD bodies are ignored)."""
     return None if request.method in TEST_METHODS else request.form()
@@ -97,7 +88,7 @@ def parameter_names(request: UploadRequest) -> set[str]:
     """The names in the query string and the form, for recognition.
 
     Undecodable bytes are replaced here, so that a request meant for a chunk
-    client is still recognised, and then refused (400) by :func:`query_of`,
+    client is still recognised, and then refused (400) when its query is read,
     rather than passed to the application, whose 200 would make the client
     skip a chunk.
     """
@@ -345,12 +336,6 @@ class FlowLikeProtocol(Protocol):
     def essential_headers(self) -> dict[str, str]:
         return dict(NO_STORE)
 
-    def render_error(self, status: int, error: TusFilterError) -> Response:
-        response = super().render_error(status, error)
-        if status == 503:
-            response.headers["Retry-After"] = RETRY_AFTER
-        return response
-
     @staticmethod
     def answer(number: int, complete: bool) -> Response:
         return Response.json(200, {"chunk": number, "complete": complete}, dict(NO_STORE))
@@ -361,7 +346,7 @@ class FlowLikeProtocol(Protocol):
         if request.method not in ALLOWED_METHODS:
             raise MethodNotAllowed(list(ALLOWED_METHODS))
         form = form_of(request)
-        params = Parameters(query_of(request), form.fields if form is not None else None)
+        params = Parameters(request.query, form.fields if form is not None else None)
         chunk = read_params(params, self.prefix(params), with_type=self.reads_type)
         if self.settings.max_size is not None and chunk.total > self.settings.max_size:
             raise PayloadTooLarge(f"the file is larger than {self.settings.max_size} bytes")

@@ -288,10 +288,10 @@ class TusProtocol(Protocol):
             except UploadLocked:
                 completed = None  # a partial's PATCH holds the final: it is settling it
         except UploadNotFound as error:  # a partial was deleted or expired meanwhile
-            self._discard(record.upload_id)
+            self.discard(record.upload_id)
             raise BadRequest(f"Upload-Concat: {error.message}") from None
         except TusFilterError:  # UploadLocked on a busy partial (423: retry), BadRequest...
-            self._discard(record.upload_id)
+            self.discard(record.upload_id)
             raise
         record = self.storage.load(record.upload_id)
         headers = self._headers(record, offset=record.is_complete)
@@ -384,13 +384,6 @@ class TusProtocol(Protocol):
         except UploadNotFound:
             return False
         return True
-
-    def _discard(self, upload_id: str) -> None:
-        try:
-            with self.storage.lock(upload_id) as lock:
-                self.storage.delete(upload_id, lock)
-        except TusFilterError:
-            log.warning("tus_filter: could not discard upload %s", upload_id, exc_info=True)
 
     # -- PATCH -------------------------------------------------------------------------------------
 

@@ -48,7 +48,6 @@ from ..config import Settings
 from ..errors import (
     BadRequest,
     PayloadTooLarge,
-    TusFilterError,
     UploadExpired,
     UploadLocked,
     UploadNotFound,
@@ -64,7 +63,6 @@ MAX_JSON_CONTENT = 1024 * 1024  # decoded bytes of one base64 chunk: JSON bodies
 # The largest JSON body read at all: the base64 of MAX_JSON_CONTENT plus room
 # for the other fields (a 255-byte fileName is at most ~1.5 KiB of JSON escapes).
 MAX_JSON_BODY = 4 * -(-MAX_JSON_CONTENT // 3) + 64 * 1024
-RETRY_AFTER_SECONDS = "1"
 
 FIELDS = ("uploadUid", "fileName", "totalSize", "chunkNumber", "chunkCount")
 _MARKERS = ("uploadUid", "chunkNumber", "chunkCount")  # all present: a uid request
@@ -87,7 +85,7 @@ class UidProtocol(Protocol):
     def recognizes(self, request: UploadRequest) -> bool:
         if request.method != "POST" or request.subpath != "":
             return False
-        if _has_markers(_query(request)):
+        if _has_markers(request.query):
             return True
         if request.content_type == "multipart/form-data":
             form = request.form()
@@ -113,16 +111,10 @@ class UidProtocol(Protocol):
             result = self.chunks.write(record, chunk.number, layout, content.blocks)
         except BaseException:
             if created:  # nobody was told this id: leave nothing behind
-                self._discard(record.upload_id)
+                self.discard(record.upload_id)
             raise
         answer = {"uploadUid": record.upload_id, "complete": result.complete}
         return Outcome(Response.json(200, answer), result.completed)
-
-    def render_error(self, status: int, error: TusFilterError) -> Response:
-        response = super().render_error(status, error)
-        if status == 503:
-            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
-        return response
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -162,11 +154,6 @@ class UidProtocol(Protocol):
             if given is not None and given != stored:
                 raise BadRequest(f"{name} differs from the value the upload was created with")
         return record
-
-    def _discard(self, upload_id: str) -> None:
-        with self.storage.lock(upload_id) as lock:
-            self.storage.delete(upload_id, lock)
-
 
 def layout_for(total: int, count: int) -> Layout:
     """The layout of ``count`` chunks over ``total`` bytes; none but a 0-byte file's is empty."""
@@ -304,17 +291,10 @@ def _content_of(request: UploadRequest) -> _Content:
             raise BadRequest("the chunk must be a file part named 'content', after the fields")
         return _Content(_TextFields(form.fields), None, _then(part.blocks, form.finish))
     return _Content(
-        _TextFields(_query(request)),
+        _TextFields(request.query),
         request.body_length,
         BodyReader(request.body, request.body_length),
     )
-
-
-def _query(request: UploadRequest) -> dict[str, list[str]]:
-    try:
-        return request.query
-    except UnicodeDecodeError:
-        raise BadRequest("the query string is not UTF-8") from None
 
 
 def _has_markers(fields: Mapping[str, Any]) -> bool:
@@ -322,7 +302,7 @@ def _has_markers(fields: Mapping[str, Any]) -> bool:
 
 
 def _no_query_fields(request: UploadRequest, where: str) -> None:
-    if any(name in _query(request) for name in FIELDS):
+    if any(name in request.query for name in FIELDS):
         raise BadRequest(f"send the uid parameters in {where}, not in the query string")
 
 
