@@ -27,20 +27,16 @@ from urllib.parse import urlencode
 import pytest
 import webtest  # type: ignore[import-untyped]
 
+from tests.paste.apps import user_header as user_of
 from tests.support.chunked import ClientFile, multipart
 from tests.support.tus import OCTET, Tus
 from tus_filter import Reject, UploadInfo
-from tus_filter.config import options_from_strings, remote_user
+from tus_filter.config import remote_user
 from tus_filter.protocols.flowlike import record_key
 
 FLOW = ClientFile.of_size(25, prefix="flow")
 RESUMABLE = ClientFile.of_size(25, prefix="resumable")
 CLIENT_FILES = {"flowjs": FLOW, "resumablejs": RESUMABLE}
-
-
-def user_of(environ: dict[str, Any]) -> str:
-    """The scope hook of these tests (also loaded from an ini string below)."""
-    return str(environ.get("HTTP_X_USER", ""))
 
 
 # -- creating an upload with each protocol -----------------------------------------------------
@@ -240,13 +236,6 @@ def test_a_test_request_sees_only_its_scopes_chunks(
 def test_the_default_scope_is_remote_user() -> None:
     assert remote_user({"REMOTE_USER": "alice"}) == "alice"
     assert remote_user({}) == ""
-
-
-def test_scope_and_bind_to_scope_from_ini_strings() -> None:
-    options = options_from_strings(
-        {"scope": "tests.test_isolation:user_of", "bind_to_scope": "true"}
-    )
-    assert options == {"scope": user_of, "bind_to_scope": True}
 
 
 # -- scopes: tus and uid with bind_to_scope -----------------------------------------------------
