@@ -181,6 +181,17 @@ def test_another_protocols_upload_answers_like_an_unknown_id(
     assert tus.handoffs == []
 
 
+@pytest.mark.parametrize("verb", ["tus-PATCH", "tus-DELETE"])
+def test_a_stranger_is_refused_without_waiting_for_the_uploads_lock(
+    make_tus: Callable[..., Tus], verb: str
+) -> None:
+    """404 as for an unknown id, not the 423 of a busy upload: nothing to learn from the lock."""
+    tus = make_tus(lock_timeout=0.05)
+    upload_id = create_uid(tus)
+    with tus.filter.storage.lock(upload_id):
+        assert VERBS[verb][1](tus, upload_id).status_int == 404
+
+
 @pytest.mark.parametrize("owner", ["flowjs", "resumablejs"])
 def test_a_chunk_upload_is_still_its_own_after_strangers_knocked(
     make_tus: Callable[..., Tus], owner: str

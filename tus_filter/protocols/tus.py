@@ -284,7 +284,7 @@ class TusProtocol(Protocol):
         try:
             for part_id, partial in partials.items():
                 if not partial.is_complete:
-                    self._await_partial(part_id, record.upload_id)
+                    self._await_partial(request, part_id, record.upload_id)
             try:
                 completed = self._settle_final(record.upload_id)
             except UploadLocked:
@@ -341,7 +341,7 @@ class TusProtocol(Protocol):
             raise BadRequest(f"Upload-Concat: upload {part_id} is not a partial upload")
         return partial
 
-    def _await_partial(self, part_id: str, final_id: str) -> None:
+    def _await_partial(self, request: UploadRequest, part_id: str, final_id: str) -> None:
         """Register ``final_id`` with an unfinished partial (concatenation-unfinished).
 
         One final at a time may wait for an unfinished partial, so that the
@@ -349,7 +349,7 @@ class TusProtocol(Protocol):
         hands at most one upload to the application).
         """
         with self.storage.lock(part_id):
-            partial = self.storage.load(part_id)
+            partial = self.own_record(request, part_id)
             if partial.is_complete:
                 return
             waiting = [f for f in partial.finals if f != final_id and self._exists(f)]
