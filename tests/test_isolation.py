@@ -181,6 +181,21 @@ def test_another_protocols_upload_answers_like_an_unknown_id(
     assert tus.handoffs == []
 
 
+@pytest.mark.parametrize(("owner", "other"), [("flowjs", "resumablejs"), ("resumablejs", "flowjs")])
+def test_the_other_chunk_client_with_the_same_file_meets_nothing(
+    make_tus: Callable[..., Tus], owner: str, other: str
+) -> None:
+    """Same identifier, name, size and chunk size: the other client starts an upload of its own."""
+    tus = make_tus()
+    upload_id = CREATE[owner](tus)
+    before = on_disk(tus, upload_id)
+    file = CLIENT_FILES[other]
+    query = "/files?" + urlencode(file.params(1))
+    assert tus.request("GET", query, tus=False).status_int == 204
+    assert send_chunk(tus, file, 2, data=b"X" * 15).json == {"chunk": 2, "complete": False}
+    assert on_disk(tus, upload_id) == before
+
+
 @pytest.mark.parametrize("verb", ["tus-PATCH", "tus-DELETE"])
 def test_a_stranger_is_refused_without_waiting_for_the_uploads_lock(
     make_tus: Callable[..., Tus], verb: str
