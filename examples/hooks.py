@@ -5,7 +5,8 @@ new upload.  ``info`` is a :class:`tus_filter.UploadInfo`: ``protocol``,
 ``upload_id``, ``size`` (``None`` while a tus client defers the length),
 ``filename``, ``metadata`` and ``content_type``, all as the client sent
 them.  Raising :class:`tus_filter.Reject` refuses the upload: nothing is
-stored and the client gets that status and message.
+stored and the client gets the message, with the status or, where that
+client would retry it, one it gives up on (413 reaches resumable.js as 400).
 
 Use it in an ini (``on_create = examples.hooks:on_create``, see
 ``filter_with.ini``) or in code (``TusFilter(app, on_create=on_create)``).
@@ -28,9 +29,6 @@ ACCEPTED = {
 }
 #: What clients send when the browser does not know a file's type.
 UNKNOWN_TYPES = (None, "application/octet-stream")
-# resumable.js retries a refusal up to 100 times unless its status is 400,
-# 404, 415, 500 or 501, so "too large" must be 400 for it (413 for the rest).
-TOO_LARGE_STATUS = {"resumablejs": 400}
 
 
 def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
@@ -43,7 +41,7 @@ def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
     size check here; the filter's ``max_size`` still bounds it.
     """
     if info.size is not None and info.size > MAX_SIZE:
-        raise Reject(TOO_LARGE_STATUS.get(info.protocol, 413), "files up to 100 MiB only")
+        raise Reject(413, "files up to 100 MiB only")
     extension = PurePosixPath(info.filename or "").suffix.lower()
     if extension not in ACCEPTED:
         raise Reject(415, "PDF, PNG and JPEG files only")

@@ -11,14 +11,16 @@ filename as given and the relative path in the metadata.
 :class:`ChunkTraffic` logs each request to the upload URL as the server saw
 it, so the tests also pin the exchange: the chunk layout with and without
 ``forceChunkSize`` (§1.2), test requests answered 204 for absent and 200 for
-stored chunks (F1, F2, R3), chunks uploaded in parallel, and a resumed
-upload that skips what is stored.  Case numbers cite
+stored chunks (F1, F2, R3), chunks uploaded in parallel, a resumed
+upload that skips what is stored, and a refusal from ``on_create`` that
+each client gives up on at once.  Case numbers cite
 ``chunked-protocols-contract.md``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import re
 import threading
 import time
@@ -34,7 +36,7 @@ import pytest
 from tests.support.apps import RecordingApp
 from tests.support.servers import serve
 from tests.support.static import with_static
-from tus_filter import TusFilter
+from tus_filter import Reject, TusFilter, UploadInfo
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -175,7 +177,13 @@ class Site:
 
 
 @pytest.fixture
-def site(library: str, tmp_path: Path) -> Iterator[Site]:
+def filter_options() -> dict[str, Any]:
+    """More ``TusFilter`` options for ``site``; a test parametrises it to change them."""
+    return {}
+
+
+@pytest.fixture
+def site(library: str, filter_options: dict[str, Any], tmp_path: Path) -> Iterator[Site]:
     """``library`` is each test's parametrised client: "flow" or "resumable"."""
     app = RecordingApp()
     traffic = ChunkTraffic(
@@ -183,6 +191,7 @@ def site(library: str, tmp_path: Path) -> Iterator[Site]:
             with_static(app, {PAGE_PATH: PAGE}),
             tmp_file_dir=str(tmp_path),
             upload_path=UPLOAD_PATH,
+            **filter_options,
         ),
         prefix=library,
     )
@@ -391,3 +400,36 @@ def test_resume_from_new_page(
         (n, 200) for n in range(STORED + 1, count + 1)
     ]
     assert_handed_over(site, library, resumed)
+
+
+def refuse_uploads(environ: dict[str, Any], info: UploadInfo) -> None:
+    raise Reject(403, "uploads are closed today")
+
+
+@pytest.mark.parametrize(
+    ("library", "filter_options", "options", "status"),
+    [
+        # flow.js retries a 403 when told to retry at all; its default 0 retries hides that.
+        pytest.param("flow", {"on_create": refuse_uploads},
+                     {"maxChunkRetries": 5, "chunkRetryInterval": 10}, 415,
+                     id="flow-maxChunkRetries-5"),
+        # resumable.js retries a 403 at once, 100 times, by default.
+        pytest.param("resumable", {"on_create": refuse_uploads}, {}, 400,
+                     id="resumable-defaults"),
+    ],
+)
+def test_a_refusal_stops_the_client(
+    page: Page, site: Site, library: str, options: dict[str, Any], status: int
+) -> None:
+    """Reject(403) from on_create: one refused chunk, an error event with the hook's message."""
+    report = run_client(
+        page, site, library, [{"name": "refused.bin", "size": C // 2, "seed": 6}], **options
+    )
+    [file] = report["files"]
+    assert file["status"] == "error"
+    assert json.loads(file["message"]) == {"error": "uploads are closed today"}
+    page.wait_for_timeout(500)  # a retry after the error event would show up meanwhile
+    assert [(e.method, e.status) for e in site.traffic.since(0)] == [
+        ("GET", 204), ("POST", status)
+    ]
+    assert site.app.calls == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,12 @@ class Engine(Protocol):
         raise AssertionError("not used")
 
 
+#: The request the engine's loads check ownership against (the default scope: "").
+REQUEST = UploadRequest(
+    {"REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO()}, "", "http://localhost/files"
+)
+
+
 @pytest.mark.parametrize(
     ("layout", "sizes"),
     [
@@ -48,7 +55,7 @@ def test_layout(layout: Layout, sizes: list[int]) -> None:
 def engine(tmp_path: Path, lock_timeout: float = 5) -> tuple[ChunkStore, UploadRecord]:
     storage = FilesystemStorage(str(tmp_path), valid_duration=60, lock_timeout=lock_timeout)
     chunks = ChunkStore(Engine(Settings(tmp_file_dir=str(tmp_path)), storage))
-    record = chunks.open("ab" * 16, lambda: UploadRecord(
+    record = chunks.open(REQUEST, "ab" * 16, lambda: UploadRecord(
         upload_id="ab" * 16, protocol="uid", length=4, chunk_size=2, chunk_count=2))
     return chunks, record
 
@@ -79,7 +86,7 @@ def test_wrong_sized_chunk_is_not_marked(tmp_path: Path, blocks: list[bytes], me
     chunks, record = engine(tmp_path)
     with pytest.raises(Exception, match=message):
         chunks.write(record, 0, LAYOUT, blocks)
-    assert not chunks.find(record.upload_id).has_chunk(0)  # type: ignore[union-attr]
+    assert not chunks.find(REQUEST, record.upload_id).has_chunk(0)  # type: ignore[union-attr]
 
 
 def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
@@ -99,11 +106,11 @@ def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
     finisher = threading.Thread(target=chunks.write, args=(record, 1, LAYOUT, [b"cd"]))
     finisher.start()
     time.sleep(0.2)
-    assert not chunks.find(record.upload_id).is_complete  # type: ignore[union-attr]
+    assert not chunks.find(REQUEST, record.upload_id).is_complete  # type: ignore[union-attr]
     release.set()
     resend.join(5)
     finisher.join(5)
-    assert chunks.find(record.upload_id).is_complete  # type: ignore[union-attr]
+    assert chunks.find(REQUEST, record.upload_id).is_complete  # type: ignore[union-attr]
     assert Path(chunks.storage.data_path(record.upload_id)).read_bytes() == b"abcd"
 
 
@@ -129,13 +136,13 @@ def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
         storage.save(stale)
         if cleanup:
             assert storage.cleanup() == 1
-        fresh = chunks.open(record.upload_id, lambda: UploadRecord(
+        fresh = chunks.open(REQUEST, record.upload_id, lambda: UploadRecord(
             upload_id=record.upload_id, protocol="uid", length=4, chunk_size=2, chunk_count=2))
         assert chunks.write(fresh, 1, LAYOUT, [b"cd"]).completed is None
 
     with pytest.raises(UploadNotFound):
         chunks.write(record, 0, LAYOUT, replaced_midway())
-    current = chunks.find(record.upload_id)
+    current = chunks.find(REQUEST, record.upload_id)
     assert current is not None and not current.is_complete
     assert not current.has_chunk(0) and current.has_chunk(1)
     assert chunks.write(current, 0, LAYOUT, [b"ab"]).completed is not None  # the retry

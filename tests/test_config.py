@@ -10,9 +10,9 @@ import pytest
 from paste.deploy import loadapp
 from webtest import TestApp
 
-from tests.paste.apps import hello_app, refuse_exe
+from tests.paste.apps import hello_app, refuse_exe, user_header
 from tus_filter import ConfigError, TusFilter
-from tus_filter.config import Settings, options_from_strings, parse_size
+from tus_filter.config import Settings, options_from_strings, parse_size, remote_user
 
 PASTE = Path(__file__).parent / "paste"
 
@@ -65,6 +65,7 @@ def test_bad_ini_strings_name_the_option(options: dict[str, str], message: str) 
         pytest.param({"checksum_algorithms": ["sha1", "crc99"]}, "crc99", id="unknown-hash"),
         pytest.param({"lock_timeout": 0}, "lock_timeout", id="zero-timeout"),
         pytest.param({"on_create": "not callable"}, "on_create", id="hook-not-callable"),
+        pytest.param({"scope": "REMOTE_USER"}, "scope", id="scope-not-callable"),
         pytest.param({"upload_valid_duration": -5}, "upload_valid_duration", id="negative-ttl"),
     ],
 )
@@ -87,6 +88,8 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.cors_origins == ()
     assert settings.behind_proxy is False
     assert settings.send_file is False
+    assert settings.scope is remote_user
+    assert settings.bind_to_scope is False
 
 
 def test_trailing_slash_on_upload_path_is_ignored(tmp_path: Path) -> None:
@@ -109,6 +112,8 @@ def test_filter_with_ini_passes_every_option(tmp_path: Path) -> None:
     assert settings.behind_proxy is True
     assert settings.send_file is False
     assert settings.on_create is refuse_exe
+    assert settings.scope is user_header
+    assert settings.bind_to_scope is True
     assert TestApp(app).get("/").text == "hello from the app"
 
 

@@ -207,9 +207,9 @@ def test_example_app_answers_404_without_upload(example: str, tmp_path: Path) ->
 # -- the on_create hook ---------------------------------------------------------------------
 
 
-def info(filename: str | None, size: int | None = 1000, protocol: str = "tus",
+def info(filename: str | None, size: int | None = 1000,
          content_type: str | None = None) -> UploadInfo:
-    return UploadInfo(protocol=protocol, upload_id="0" * 32, size=size, filename=filename,
+    return UploadInfo(protocol="tus", upload_id="0" * 32, size=size, filename=filename,
                       content_type=content_type)
 
 
@@ -222,8 +222,6 @@ def info(filename: str | None, size: int | None = 1000, protocol: str = "tus",
     pytest.param(info("scan.png", size=None), None, id="deferred-length-passes"),
     pytest.param(info("scan.png", size=100 * MiB), None, id="exactly-the-limit"),
     pytest.param(info("scan.png", size=100 * MiB + 1), 413, id="too-large"),
-    pytest.param(info("scan.png", size=100 * MiB + 1, protocol="resumablejs"), 400,
-                 id="too-large-resumablejs-gets-a-status-it-does-not-retry"),
     pytest.param(info("setup.exe"), 415, id="wrong-extension"),
     pytest.param(info(None), 415, id="no-name"),
     pytest.param(info("scan.png", content_type="text/html"), 415, id="declared-wrong-type"),

@@ -281,16 +281,26 @@ def test_empty_file_with_min_file_size_0(server: Server, octet: bool) -> None:
 # -- R11, status table -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("status", [400, 403, 415])
-def test_on_create_reject_status_is_passed_on(tmp_path: Path, status: int) -> None:
-    """R11: the hook's status as given; 400 or 415 make resumable.js stop (403 is retried)."""
+@pytest.mark.parametrize(
+    ("status", "answered"),
+    [
+        pytest.param(400, 400, id="400-is-final-kept"),
+        pytest.param(404, 404, id="404-is-final-kept"),
+        pytest.param(415, 415, id="415-is-final-kept"),
+        pytest.param(403, 400, id="403-would-be-retried-becomes-400"),
+        pytest.param(413, 400, id="413-would-be-retried-becomes-400"),
+    ],
+)
+def test_on_create_reject_gets_a_final_status(tmp_path: Path, status: int, answered: int) -> None:
+    """R11: resumable.js retries all but 400, 404, 415, 500, 501: a refusal must be one of them."""
     def refuse(environ: dict[str, Any], info: UploadInfo) -> None:
         assert (info.protocol, info.size, info.content_type) == ("resumablejs", 25, "text/plain")
         raise Reject(status, "not you")
 
     server = Server(tmp_path, {"on_create": refuse})
     response = send(server, FILE, 1)
-    assert (response.status_int, body(response)) == (status, {"error": "not you"})
+    assert (response.status_int, body(response)) == (answered, {"error": "not you"})
+    assert server.upload_dirs() == []
 
 
 def test_lock_timeout_is_503(tmp_path: Path) -> None:

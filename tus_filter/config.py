@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from .upload import UploadInfo
 
 Hook = Callable[[dict[str, Any], "UploadInfo"], None]
+#: ``scope(environ) -> str``: whose uploads a request may see (see README "Isolation").
+ScopeHook = Callable[[dict[str, Any]], str]
+
+
+def remote_user(environ: dict[str, Any]) -> str:
+    """The default ``scope``: ``REMOTE_USER``, or ``""`` for an anonymous request."""
+    return str(environ.get("REMOTE_USER") or "")
+
 
 PROTOCOL_NAMES = ("tus", "uid", "flowjs", "resumablejs")
 DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
@@ -45,6 +53,9 @@ class Settings:
     send_file: bool = False
     on_create: Hook | None = None
     on_terminate: Hook | None = None
+    scope: ScopeHook = remote_user
+    # tus and uid ids are capabilities; binding also requires the creator's scope.
+    bind_to_scope: bool = False
 
     def __post_init__(self) -> None:
         path = self.upload_path.rstrip("/")
@@ -65,7 +76,7 @@ class Settings:
             _fail("checksum_algorithms", self.checksum_algorithms, "tus requires sha1")
         if self.lock_timeout <= 0:
             _fail("lock_timeout", self.lock_timeout, "must be positive")
-        for hook in ("on_create", "on_terminate"):
+        for hook in ("on_create", "on_terminate", "scope"):
             if getattr(self, hook) is not None and not callable(getattr(self, hook)):
                 _fail(hook, getattr(self, hook), "must be callable")
 
@@ -108,7 +119,7 @@ def parse_list(value: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", value.strip()) if item)
 
 
-def parse_hook(value: str) -> Hook:
+def parse_hook(value: str) -> Callable[..., Any]:
     module_name, _, attribute = value.strip().partition(":")
     if not module_name or not attribute:
         raise ValueError("expected package.module:callable")
@@ -140,6 +151,8 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "send_file": parse_bool,
     "on_create": parse_hook,
     "on_terminate": parse_hook,
+    "scope": parse_hook,
+    "bind_to_scope": parse_bool,
 }
 
 

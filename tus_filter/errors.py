@@ -118,6 +118,17 @@ class ChecksumMismatch(TusFilterError):
     default_message = "checksum mismatch"
 
 
+class HookFailed(TusFilterError):
+    """An application hook broke its contract (raised, or returned the wrong type).
+
+    A server fault, logged with the details; the client learns only that.
+    """
+
+    status = 500
+    code = "hook_failed"
+    default_message = "the server's upload configuration failed"
+
+
 class Reject(TusFilterError):
     """Raised by an application hook to refuse an upload or a termination.
 

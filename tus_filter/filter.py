@@ -8,7 +8,14 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from .config import DEFAULT_CHECKSUM_ALGORITHMS, PROTOCOL_NAMES, Hook, settings_from_options
+from .config import (
+    DEFAULT_CHECKSUM_ALGORITHMS,
+    PROTOCOL_NAMES,
+    Hook,
+    ScopeHook,
+    remote_user,
+    settings_from_options,
+)
 from .cors import CorsPolicy
 from .errors import TusFilterError, UploadIncomplete, UploadNotFound
 from .handoff import call_app, merge
@@ -51,6 +58,10 @@ class TusFilter:
     * ``send_file`` — also pass the assembled file as the downstream body.
     * ``on_create`` / ``on_terminate`` — ``hook(environ, UploadInfo)``; raise
       :class:`~tus_filter.Reject` to refuse.
+    * ``scope`` — ``scope(environ) -> str``: whose uploads a request may see
+      (default: ``REMOTE_USER``); part of every flow.js / resumable.js key.
+    * ``bind_to_scope`` — a tus or uid upload answers only requests of the
+      scope that created it.
     """
 
     def __init__(
@@ -69,6 +80,8 @@ class TusFilter:
         send_file: bool = False,
         on_create: Hook | None = None,
         on_terminate: Hook | None = None,
+        scope: ScopeHook = remote_user,
+        bind_to_scope: bool = False,
     ):
         self.app = app
         self.settings = settings_from_options(
@@ -84,6 +97,8 @@ class TusFilter:
             send_file=send_file,
             on_create=on_create,
             on_terminate=on_terminate,
+            scope=scope,
+            bind_to_scope=bind_to_scope,
         )
         self.storage = FilesystemStorage(
             self.settings.tmp_file_dir,

@@ -16,6 +16,11 @@ def hello_app_factory(global_conf: dict[str, str], **local_conf: str) -> Any:
     return hello_app
 
 
+def user_header(environ: dict[str, Any]) -> str:
+    """A ``scope`` hook: the user an application in front named in ``X-User``."""
+    return str(environ.get("HTTP_X_USER", ""))
+
+
 def refuse_exe(environ: dict[str, Any], upload: UploadInfo) -> None:
     if (upload.filename or "").endswith(".exe"):
         raise Reject(415, "executables are not accepted")

@@ -6,6 +6,11 @@ completed an upload, the :class:`~tus_filter.upload.Upload` to hand
 downstream.  Protocols parse HTTP and validate; they never touch the
 filesystem except through :class:`~tus_filter.storage.Storage`.
 
+Ownership is one rule, :meth:`Protocol.own_record`: an id a client names
+answers only the protocol that created it (and, when the protocol binds
+scopes, only the scope that created it); anything else is "not found",
+exactly like an unknown id.
+
 Exactly-once completion is built in: :meth:`Protocol.complete` must be
 called with the upload's lock held, and only for a record whose status is
 still ``uploading``; it flips the status to ``complete`` before the lock is
@@ -22,7 +27,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..config import Settings
-from ..errors import TusFilterError
+from ..errors import HookFailed, Reject, TusFilterError, UploadExpired, UploadNotFound
 from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import COMPLETE, Storage, UploadRecord
@@ -50,6 +55,11 @@ class Protocol(ABC):
     #: Error class → status, where this protocol's clients need another status
     #: than the error's default (looked up along the class's MRO).
     status_overrides: ClassVar[dict[type[TusFilterError], int]] = {}
+    #: The statuses this protocol's clients give up on (``None``: all of them).  A
+    #: hook's :class:`~tus_filter.Reject` with any other status is answered with
+    #: ``refusal_status``, so that a refusal never makes the client retry.
+    final_statuses: ClassVar[frozenset[int] | None] = None
+    refusal_status: ClassVar[int] = 400
 
     def __init__(self, settings: Settings, storage: Storage):
         self.settings = settings
@@ -70,6 +80,9 @@ class Protocol(ABC):
         return {}
 
     def status_for(self, error: TusFilterError) -> int:
+        if isinstance(error, Reject):
+            final = self.final_statuses
+            return error.status if final is None or error.status in final else self.refusal_status
         for cls in type(error).__mro__:
             if cls in self.status_overrides:
                 return self.status_overrides[cls]
@@ -88,6 +101,54 @@ class Protocol(ABC):
 
     def render_error(self, status: int, error: TusFilterError) -> Response:
         return Response.json(status, {"error": error.message})
+
+    # -- ownership --------------------------------------------------------------------------
+
+    @property
+    def binds_scope(self) -> bool:
+        """Whether an upload answers only requests of the scope that created it."""
+        return self.settings.bind_to_scope
+
+    def scope_of(self, request: UploadRequest) -> str:
+        """The ``scope`` hook's answer for ``request`` (default: ``REMOTE_USER`` or ``""``).
+
+        A :class:`~tus_filter.Reject` from the hook refuses the request; any
+        other exception, or an answer that is not a ``str``, is a broken
+        configuration: logged, and answered :class:`~tus_filter.errors.HookFailed` (500).
+        """
+        hook = self.settings.scope
+        try:
+            scope = hook(request.environ)
+        except Reject:
+            raise
+        except Exception as error:
+            log.exception("tus_filter: the scope hook %r raised", hook)
+            raise HookFailed() from error
+        if not isinstance(scope, str):
+            log.error("tus_filter: the scope hook %r returned %r, not a str", hook, scope)
+            raise HookFailed()
+        return scope
+
+    def own_record(self, request: UploadRequest, upload_id: str) -> UploadRecord:
+        """The record of ``upload_id``, a client-named id, if ``request`` may address it.
+
+        Raises :class:`UploadNotFound` for an unknown id and, identically, for
+        another protocol's upload or (when :attr:`binds_scope`) another
+        scope's; :class:`UploadExpired` only for an expired upload of its own.
+        Every load of an id a client named goes through here.
+        """
+        try:
+            return self._owned(request, self.storage.load(upload_id))
+        except UploadExpired:
+            self._owned(request, self.storage.load(upload_id, allow_expired=True))
+            raise
+
+    def _owned(self, request: UploadRequest, record: UploadRecord) -> UploadRecord:
+        if record.protocol != self.name:
+            raise UploadNotFound()
+        if self.binds_scope and record.scope != self.scope_of(request):
+            raise UploadNotFound()
+        return record
 
     # -- shared steps ---------------------------------------------------------------------
 

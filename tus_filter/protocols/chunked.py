@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..errors import BadRequest, UploadExpired, UploadNotFound
+from ..incoming import UploadRequest
 from ..storage import UploadRecord
 from ..upload import Upload
 from .base import Protocol
@@ -81,30 +82,37 @@ class ChunkResult:
 
 
 class ChunkStore:
-    """Chunk bookkeeping for ``protocol`` on top of its storage."""
+    """Chunk bookkeeping for ``protocol`` on top of its storage.
+
+    :meth:`find` and :meth:`open` take the id a client named (or its key) and
+    load it through :meth:`Protocol.own_record`; the other methods take a
+    record obtained that way.
+    """
 
     def __init__(self, protocol: Protocol):
         self.protocol = protocol
         self.storage = protocol.storage
 
-    def find(self, upload_id: str) -> UploadRecord | None:
-        """The live record, or ``None`` (never created, deleted, or expired)."""
+    def find(self, request: UploadRequest, upload_id: str) -> UploadRecord | None:
+        """The live record, or ``None`` (never created, deleted, expired, or not ours)."""
         try:
-            return self.storage.load(upload_id)
+            return self.protocol.own_record(request, upload_id)
         except UploadNotFound:
             return None
 
-    def open(self, upload_id: str, new_record: Callable[[], UploadRecord]) -> UploadRecord:
+    def open(
+        self, request: UploadRequest, upload_id: str, new_record: Callable[[], UploadRecord]
+    ) -> UploadRecord:
         """The live record for ``upload_id``, created from ``new_record()`` if there is none.
 
         An expired record under the same id is replaced: the client starts over.
         """
-        record = self.find(upload_id)
+        record = self.find(request, upload_id)
         if record is not None:
             return record
         with self.storage.lock(upload_id):
             try:
-                return self.storage.load(upload_id)
+                return self.protocol.own_record(request, upload_id)
             except UploadExpired:  # start afresh over the stale record
                 record = new_record()
                 self.storage.truncate(upload_id, 0)

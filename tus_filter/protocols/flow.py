@@ -6,7 +6,10 @@ other status fails the file too, while a configured retry count retries it.
 So: a chunk too large or a file over ``max_size`` is 413 (fails at once, even
 in the test phase, F4); a lock timeout is 503 with ``Retry-After``; a
 record that vanished under a request (expired mid-upload) is 503 as well,
-never 404, because a retry simply starts the upload afresh.
+never 404, because a retry simply starts the upload afresh.  A ``Reject``
+from ``on_create`` keeps its status if it is 404, 413 or 415, and is 415
+otherwise: a configured ``maxChunkRetries`` would retry a 403 (415 rather
+than 404 or 413, which would misname the cause).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 from ..errors import BadRequest, UploadLocked, UploadNotFound
 from ..forms import Form
 from ..incoming import UploadRequest
-from .flowlike import CEIL, FLOOR, FlowLikeProtocol, Parameters, Shape, parameter_names
+from .flowlike import CEIL, FLOOR, FlowLikeProtocol, Parameters, Shape, has_marker
 
 PREFIX = "flow"
 #: Either one marks a request as flow.js's (query string or form fields).
@@ -26,9 +29,11 @@ class FlowProtocol(FlowLikeProtocol):
 
     name = "flowjs"
     status_overrides = {UploadLocked: 503, UploadNotFound: 503}
+    final_statuses = frozenset({404, 413, 415, 500, 501})  # flow.js 2.14.1 permanentErrors
+    refusal_status = 415
 
     def recognizes(self, request: UploadRequest) -> bool:
-        return not parameter_names(request).isdisjoint(MARKERS)
+        return has_marker(request, lambda names: not names.isdisjoint(MARKERS))
 
     def prefix(self, params: Parameters) -> str:
         return PREFIX

@@ -21,10 +21,16 @@ Requests (GET/HEAD, POST/PUT/PATCH; anything else is 405):
   completed upload are drained and answered 200 without writing.
 
 Records are keyed by ``sha256`` of (protocol, scope, identifier, total size,
-chunk size), ``scope`` being ``REMOTE_USER`` (or ``""``), so equal
-identifiers of different users, sizes or chunk sizes never meet, and no
-client string ever reaches a path.  ``totalChunks`` is not part of the key:
-resumable.js 1.1.0 may send a too-small value (R7).
+chunk size), ``scope`` being the ``scope`` hook's answer (by default
+``REMOTE_USER`` or ``""``), so equal identifiers of different protocols,
+users, sizes or chunk sizes never meet, and no client string ever reaches a
+path.  The key binds the scope already: :attr:`binds_scope` is off.
+``totalChunks`` is not part of the key: resumable.js 1.1.0 may send a
+too-small value (R7).
+
+A hook's :class:`~tus_filter.Reject` is answered with the hook's status when
+the client gives up on it, else with ``refusal_status`` (``final_statuses``
+are the client's ``permanentErrors``): any other status is retried.
 
 Layout (§5.0): a file of ``T`` bytes in chunks of ``C`` has ``Nf = max(T//C, 1)``
 chunks when the client rounds down (the default; the last chunk takes up to
@@ -40,7 +46,7 @@ import json
 import logging
 import re
 from abc import abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 from urllib.parse import parse_qsl
@@ -84,19 +90,23 @@ def form_of(request: UploadRequest) -> Form | None:
     return None if request.method in TEST_METHODS else request.form()
 
 
-def parameter_names(request: UploadRequest) -> set[str]:
-    """The names in the query string and the form, for recognition.
+def has_marker(request: UploadRequest, marks: Callable[[set[str]], bool]) -> bool:
+    """Whether the parameter names of the query string, or else of the form, ``marks`` say so.
 
-    Undecodable bytes are replaced here, so that a request meant for a chunk
-    client is still recognised, and then refused (400) when its query is read,
-    rather than passed to the application, whose 200 would make the client
-    skip a chunk.
+    The query string is asked first, so a request it marks is claimed without
+    reading the body: a multipart body that cannot be read is then refused
+    (400) when the request is handled, not passed to the application.
+    Undecodable bytes are replaced here for the same reason: the request is
+    recognised, then refused when its query is read, since the application's
+    200 would make the client skip a chunk.
     """
     query = parse_qsl(
         request.environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="replace"
     )
+    if marks({name for name, _ in query}):
+        return True
     form = form_of(request)
-    return {name for name, _ in query} | set(form.fields if form is not None else ())
+    return form is not None and marks(set(form.fields))
 
 
 class Parameters:
@@ -314,6 +324,10 @@ class FlowLikeProtocol(Protocol):
         super().__init__(settings, storage)
         self.chunks = ChunkStore(self)
 
+    @property
+    def binds_scope(self) -> bool:
+        return False  # the scope is part of the record key (see the module docstring)
+
     # -- what subclasses provide ----------------------------------------------------------
 
     @abstractmethod
@@ -353,17 +367,18 @@ class FlowLikeProtocol(Protocol):
         shape = Shape(chunk.total, chunk.chunk_size)
         hinted = self.mode_hint(shape, chunk.total_chunks)
         plan = plan_chunk(shape, chunk, hinted=hinted, pinned=None)
-        key = record_key(
-            self.name, str(request.environ.get("REMOTE_USER") or ""),
-            chunk.identifier, chunk.total, chunk.chunk_size,
-        )
+        scope = self.scope_of(request)
+        key = record_key(self.name, scope, chunk.identifier, chunk.total, chunk.chunk_size)
         if request.method in TEST_METHODS or self.is_test(request, form):
-            return self._test(key, chunk, shape, hinted)
+            return self._test(request, key, chunk, shape, hinted)
         return self._upload(request, form, key, chunk, shape, hinted, plan)
 
-    def _test(self, key: str, chunk: ChunkParams, shape: Shape, hinted: str | None) -> Outcome:
+    def _test(
+        self, request: UploadRequest, key: str, chunk: ChunkParams, shape: Shape,
+        hinted: str | None,
+    ) -> Outcome:
         """F1-F3, R3, R4: 200 stored or complete, 204 absent; complete a finished set."""
-        record = self.chunks.find(key)
+        record = self.chunks.find(request, key)
         if record is None:
             return Outcome(Response(204, dict(NO_STORE)))
         if record.is_complete:
@@ -410,11 +425,12 @@ class FlowLikeProtocol(Protocol):
                 chunk_size=chunk.chunk_size,
                 chunk_count=shape.count(plan.mode),
                 layout=plan.mode,
+                scope=self.scope_of(request),
             )
             self.run_on_create(request, self.info_of(record))
             return record
 
-        record = self.chunks.open(key, new_record)
+        record = self.chunks.open(request, key, new_record)
         if not record.is_complete:
             plan = plan_chunk(shape, chunk, hinted=hinted, pinned=record.layout)
             if plan.mode is not None and record.layout != plan.mode:

@@ -6,8 +6,8 @@ up to 100 times.  So everything permanent is 400 here, including a chunk or
 file that is too large (413 would be retried 100 times, R6); a lock timeout
 or a record that vanished under a request is 503 (with ``Retry-After``,
 which resumable.js ignores), so it is retried.  A :class:`~tus_filter.Reject`
-from ``on_create`` is answered with its own status: choose 400 or 415 for a
-refusal that must stick, since any other 4xx is retried.
+from ``on_create`` keeps its status if it is 400, 404 or 415, and is 400
+otherwise: any other 4xx would be retried 100 times.
 
 ``parameterNamespace`` (R1): a request is resumable.js's when a parameter
 name ends in ``resumableChunkNumber``; what precedes it is the namespace,
@@ -21,7 +21,7 @@ import logging
 from ..errors import BadRequest, PayloadTooLarge, UploadLocked, UploadNotFound
 from ..forms import Form
 from ..incoming import UploadRequest
-from .flowlike import CEIL, ChunkParams, FlowLikeProtocol, Parameters, Shape, parameter_names
+from .flowlike import CEIL, ChunkParams, FlowLikeProtocol, Parameters, Shape, has_marker
 
 log = logging.getLogger("tus_filter")
 
@@ -38,10 +38,12 @@ class ResumableProtocol(FlowLikeProtocol):
 
     name = "resumablejs"
     status_overrides = {PayloadTooLarge: 400, UploadLocked: 503, UploadNotFound: 503}
+    final_statuses = frozenset({400, 404, 415, 500, 501})  # resumable.js 1.1.0 permanentErrors
+    refusal_status = 400
     reads_type = True
 
     def recognizes(self, request: UploadRequest) -> bool:
-        return bool(namespaces(parameter_names(request)))
+        return has_marker(request, lambda names: bool(namespaces(names)))
 
     def prefix(self, params: Parameters) -> str:
         found = namespaces(params.names())

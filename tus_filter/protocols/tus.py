@@ -123,7 +123,7 @@ class TusProtocol(Protocol):
                 return self._create(request)
             raise MethodNotAllowed(_COLLECTION_ALLOW)
         if method == "HEAD":
-            return Outcome(self._head(request.subpath))
+            return Outcome(self._head(request))
         if method == "PATCH":
             return self._patch(request)
         if method == "DELETE":
@@ -179,10 +179,10 @@ class TusProtocol(Protocol):
 
     # -- HEAD --------------------------------------------------------------------------------------
 
-    def _head(self, upload_id: str) -> Response:
+    def _head(self, request: UploadRequest) -> Response:
         # No lock: records are replaced atomically, and a HEAD must not wait
         # for (or interrupt) a long PATCH.  It reports the last saved offset.
-        record = self.storage.load(upload_id)
+        record = self.own_record(request, request.subpath)
         final_pending = record.concat == FINAL and not record.is_complete
         headers = self._headers(record, offset=not final_pending)
         headers["Cache-Control"] = "no-store"
@@ -231,7 +231,8 @@ class TusProtocol(Protocol):
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_OCTET_STREAM}")
 
         record = self._new_record(
-            length, metadata, raw_metadata, concat=PARTIAL if concat is not None else None
+            request, length, metadata, raw_metadata,
+            concat=PARTIAL if concat is not None else None,
         )
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
@@ -261,7 +262,7 @@ class TusProtocol(Protocol):
         if _has_body(request):
             raise Forbidden("a final upload cannot carry data")
         part_ids = [self._partial_id(url, request) for url in concat.urls]
-        partials = {part_id: self._load_partial(part_id) for part_id in part_ids}
+        partials = {part_id: self._load_partial(request, part_id) for part_id in part_ids}
         lengths = [partials[part_id].length for part_id in part_ids]
         length = None if None in lengths else sum(n or 0 for n in lengths)
         if length is not None and self._too_large(length):
@@ -270,6 +271,7 @@ class TusProtocol(Protocol):
             )
         raw_metadata = request.header("Upload-Metadata")
         record = self._new_record(
+            request,
             length,
             metadata,
             raw_metadata,
@@ -282,7 +284,7 @@ class TusProtocol(Protocol):
         try:
             for part_id, partial in partials.items():
                 if not partial.is_complete:
-                    self._await_partial(part_id, record.upload_id)
+                    self._await_partial(request, part_id, record.upload_id)
             try:
                 completed = self._settle_final(record.upload_id)
             except UploadLocked:
@@ -300,6 +302,7 @@ class TusProtocol(Protocol):
 
     def _new_record(
         self,
+        request: UploadRequest,
         length: int | None,
         metadata: dict[str, str],
         raw_metadata: str | None,
@@ -320,6 +323,7 @@ class TusProtocol(Protocol):
             concat=concat,
             concat_header=concat_header,
             parts=parts if parts is not None else [],
+            scope=self.scope_of(request),
         )
 
     def _partial_id(self, url: str, request: UploadRequest) -> str:
@@ -328,16 +332,16 @@ class TusProtocol(Protocol):
             raise BadRequest(f"Upload-Concat: {url!r} is not an upload URL of this server")
         return part_id
 
-    def _load_partial(self, part_id: str) -> UploadRecord:
+    def _load_partial(self, request: UploadRequest, part_id: str) -> UploadRecord:
         try:
-            partial = self.storage.load(part_id)
+            partial = self.own_record(request, part_id)
         except UploadNotFound as error:
             raise BadRequest(f"Upload-Concat: upload {part_id}: {error.message}") from None
         if partial.concat != PARTIAL:
             raise BadRequest(f"Upload-Concat: upload {part_id} is not a partial upload")
         return partial
 
-    def _await_partial(self, part_id: str, final_id: str) -> None:
+    def _await_partial(self, request: UploadRequest, part_id: str, final_id: str) -> None:
         """Register ``final_id`` with an unfinished partial (concatenation-unfinished).
 
         One final at a time may wait for an unfinished partial, so that the
@@ -345,7 +349,7 @@ class TusProtocol(Protocol):
         hands at most one upload to the application).
         """
         with self.storage.lock(part_id):
-            partial = self.storage.load(part_id)
+            partial = self.own_record(request, part_id)
             if partial.is_complete:
                 return
             waiting = [f for f in partial.finals if f != final_id and self._exists(f)]
@@ -404,8 +408,9 @@ class TusProtocol(Protocol):
         declared = request.body_length
 
         upload_id = request.subpath
+        self.own_record(request, upload_id)  # a stranger's id: 404, without waiting for its lock
         with self.storage.lock(upload_id):
-            record = self.storage.load(upload_id)
+            record = self.own_record(request, upload_id)
             if record.concat == FINAL:
                 raise Forbidden("a final upload cannot be patched")
             if offset != record.offset:
@@ -535,8 +540,9 @@ class TusProtocol(Protocol):
     # -- DELETE (termination) ----------------------------------------------------------------------
 
     def _delete(self, request: UploadRequest) -> Response:
+        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
         with self.storage.lock(request.subpath) as lock:
-            record = self.storage.load(request.subpath)
+            record = self.own_record(request, request.subpath)
             if self.settings.on_terminate is not None:
                 self.settings.on_terminate(request.environ, self.info_of(record))
             self.storage.delete(record.upload_id, lock)

@@ -31,7 +31,9 @@ the single empty chunk of a 0-byte file.  The first request (empty
 A JSON body is read whole, so ``recognizes`` reads one only when its declared
 ``Content-Length`` is at most ``MAX_JSON_BODY``: a larger JSON body, or one
 without a ``Content-Length``, is not a uid request and reaches the app
-untouched.  Unknown and expired uploads are both 404 (the body says which);
+untouched.  Unknown and expired uploads are both 404 (the body says which),
+and so is another protocol's upload or, with ``bind_to_scope``, another
+scope's (:meth:`~tus_filter.protocols.base.Protocol.own_record`);
 a lock timeout is 503 with ``Retry-After``: the client should simply retry.
 """
 
@@ -50,7 +52,6 @@ from ..errors import (
     PayloadTooLarge,
     UploadExpired,
     UploadLocked,
-    UploadNotFound,
 )
 from ..http import Response
 from ..incoming import UploadRequest
@@ -104,7 +105,7 @@ class UidProtocol(Protocol):
             _check_chunk(chunk.number, layout, content.size)
             record = self._create(request, chunk, layout)
         else:
-            record = self._existing(chunk)
+            record = self._existing(request, chunk)
             layout = Layout(record.length or 0, record.chunk_size or 1, record.chunk_count or 1)
             _check_chunk(chunk.number, layout, content.size)
         try:
@@ -135,16 +136,15 @@ class UidProtocol(Protocol):
             chunk_size=layout.chunk_size,
             chunk_count=layout.count,
             layout="ceil",
+            scope=self.scope_of(request),
         )
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
         return record
 
-    def _existing(self, chunk: _Chunk) -> UploadRecord:
+    def _existing(self, request: UploadRequest, chunk: _Chunk) -> UploadRecord:
         """The upload ``chunk`` names; its repeated parameters must not change it."""
-        record = self.storage.load(chunk.upload_uid)  # not a storage id → 404, no path built
-        if record.protocol != self.name:
-            raise UploadNotFound()  # another protocol's upload is not writable from here
+        record = self.own_record(request, chunk.upload_uid)  # not a storage id → 404
         repeated = (
             ("fileName", chunk.file_name, record.filename),
             ("totalSize", chunk.total_size, record.length),

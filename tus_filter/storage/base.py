@@ -65,6 +65,7 @@ class UploadRecord:
     created: float = field(default_factory=time.time)
     touched: float = field(default_factory=time.time)
     completed: float | None = None
+    scope: str = ""  # ``Protocol.scope_of`` the creating request (``bind_to_scope``)
     # tus
     offset: int = 0
     raw_metadata: str | None = None
