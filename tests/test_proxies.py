@@ -14,8 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from tests.support.strategies import header_text
 from tests.support.tus import OCTET, Tus
+from tus_filter.urls import base_url, forwarded
 
 EVIL = "evil.example"
 
@@ -195,3 +199,44 @@ def test_location_and_concatenation_urls_behind_proxies(
     )
     assert final.headers["Location"].rpartition("/")[0] == collection
     assert tus.data(final.headers["Location"]) == b"abcd"
+
+
+_hosts = st.from_regex(r"[a-z0-9.-]{1,20}(:[0-9]{1,5})?", fullmatch=True)
+_elements = st.builds("host={};proto={}".format, _hosts.map('"{}"'.format),
+                      st.sampled_from(["http", "https"]))
+
+
+@given(junk=header_text, hosts=st.lists(_hosts, min_size=1, max_size=3))
+def test_x_forwarded_values_left_of_the_trusted_ones_never_matter(
+    junk: str, hosts: list[str]
+) -> None:
+    trusted = ", ".join(hosts)
+    assert forwarded({"HTTP_X_FORWARDED_HOST": f"{junk}, {trusted}"}, len(hosts)) == \
+        forwarded({"HTTP_X_FORWARDED_HOST": trusted}, len(hosts))
+
+
+@given(junk=header_text, elements=st.lists(_elements, min_size=1, max_size=3))
+def test_forwarded_elements_left_of_the_trusted_ones_never_matter(
+    junk: str, elements: list[str]
+) -> None:
+    """Whatever the client put first, unbalanced quotes included."""
+    trusted = ", ".join(elements)
+    found = forwarded({"HTTP_FORWARDED": f"{junk}, {trusted}"}, len(elements))
+    assert found == forwarded({"HTTP_FORWARDED": trusted}, len(elements))
+    assert found.host is not None
+
+
+@given(
+    headers=st.dictionaries(
+        st.sampled_from(["HTTP_FORWARDED", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
+                         "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX"]),
+        header_text,
+    ),
+    trusted=st.integers(0, 3),
+)
+def test_any_forwarding_headers_give_an_http_url(headers: dict[str, str], trusted: int) -> None:
+    url = base_url({"wsgi.url_scheme": "http", "HTTP_HOST": "localhost", **headers},
+                   behind_proxy=trusted)
+    scheme, _, host = url.partition("://")
+    assert scheme in ("http", "https")
+    assert host and not set(host) & set("/?#@ \"\\,;")
