@@ -45,7 +45,7 @@ with warnings.catch_warnings():
 # every run; "long" (`make fuzz`) explores many more examples and keeps the
 # failures it finds in .hypothesis/ to replay them first next time.
 settings.register_profile(
-    "ci", max_examples=60, derandomize=True, database=None, deadline=None,
+    "ci", max_examples=400, derandomize=True, database=None, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(

@@ -167,9 +167,9 @@ def tus_request(draw: st.DrawFn, *, first: bool) -> Request:
     also a final upload of ``FIRST`` and ``UPLOAD``, or a PATCH, HEAD or
     DELETE of ``UPLOAD``; ``OFFSET`` stands for its current offset.
     """
-    kinds = ["create", "create-with-upload", "partial"]
+    kinds = ["partial", "create", "partial", "create-with-upload", "partial"]
     if not first:
-        kinds += ["final", "patch", "patch", "patch", "head", "delete"]
+        kinds += ["final", "final", "patch", "patch", "patch", "patch", "head", "delete"]
     kind = draw(st.sampled_from(kinds))
     body = b""
     headers = {"Tus-Resumable": "1.0.0"}
@@ -209,7 +209,7 @@ def tus_request(draw: st.DrawFn, *, first: bool) -> Request:
 
 @st.composite
 def tus_scripts(draw: st.DrawFn) -> Script:
-    creations = draw(st.lists(tus_request(first=True), min_size=1, max_size=2))
+    creations = draw(st.lists(tus_request(first=True), min_size=1, max_size=3))
     rest = draw(st.lists(tus_request(first=False), max_size=4))
     return Script([sometimes_chunked(draw, request) for request in creations + rest])
 
