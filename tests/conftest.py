@@ -49,7 +49,7 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "long", max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    "long", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("TUS_FILTER_FUZZ", "ci"))
 
