@@ -2,6 +2,7 @@
 #
 #   make test   install everything the suite needs, then run pytest
 #               (extra arguments: make test PYTEST_ARGS='-k tus -x')
+#   make fuzz   install, then run the property tests with many more examples
 #   make demo   install, then serve examples/demo.ini (HOST=127.0.0.1 PORT=8080)
 #   make clean  remove everything this Makefile created
 #
@@ -23,16 +24,20 @@ PYTEST_ARGS ?=
 # apt-get needs root; use sudo only when we are not root already.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test demo clean
+.PHONY: test fuzz demo clean
 
 test: $(STAMPS)/python $(STAMPS)/node | $(CHROMIUM)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The long hypothesis profile (tests/conftest.py); no per-test timeout.
+fuzz: $(STAMPS)/python
+	TUS_FILTER_FUZZ=long $(VENV)/bin/python -m pytest tests/test_properties.py --timeout=0 $(PYTEST_ARGS)
 
 demo: $(STAMPS)/python $(STAMPS)/node
 	PYTHONPATH="$(CURDIR)" $(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
 
 clean:
-	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache \
+	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache .hypothesis \
 		.mypy_cache .ruff_cache build dist *.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 

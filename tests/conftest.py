@@ -10,15 +10,20 @@ For ``@pytest.mark.browser`` tests:
 test a fresh browser context and saves ``test-artifacts/<test>-failed.png``
 when the test fails; ``screenshot(label)`` saves one on demand.  Without a
 system Chromium the fixtures fail (they never skip): run ``make test``.
+
+Hypothesis profiles: ``ci`` (the default) and ``long``, chosen by the
+``TUS_FILTER_FUZZ`` environment variable (``make fuzz`` sets ``long``).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.support.browser import (
@@ -35,6 +40,18 @@ from tests.support.browser import (
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "'cgi' is deprecated", DeprecationWarning)
     import webob  # noqa: F401
+
+# Property tests (tests/test_properties.py): "ci" is short and the same on
+# every run; "long" (`make fuzz`) explores many more examples and keeps the
+# failures it finds in .hypothesis/ to replay them first next time.
+settings.register_profile(
+    "ci", max_examples=400, derandomize=True, database=None, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "long", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("TUS_FILTER_FUZZ", "ci"))
 
 # Only after the guard above: it imports WebTest, hence WebOb.
 from tests.support.tus import Tus, tus_factory  # noqa: E402

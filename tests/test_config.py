@@ -40,6 +40,7 @@ def test_sizes_in_ini(raw: str, expected: int | None) -> None:
         pytest.param({"max_sise": "1G"}, "tus_filter: max_sise: unknown option", id="unknown"),
         pytest.param({"lock_timeout": "soon"}, "tus_filter: lock_timeout: 'soon'", id="bad-float"),
         pytest.param({"behind_proxy": "maybe"}, "behind_proxy: 'maybe'", id="bad-bool"),
+        pytest.param({"behind_proxy": "-1"}, "behind_proxy: '-1'", id="negative-proxy-count"),
         pytest.param({"upload_valid_duration": "1d"}, "upload_valid_duration: '1d'", id="bad-int"),
         pytest.param({"on_create": "nowhere"}, "on_create: 'nowhere'", id="hook-syntax"),
         pytest.param(
@@ -67,6 +68,8 @@ def test_bad_ini_strings_name_the_option(options: dict[str, str], message: str) 
         pytest.param({"on_create": "not callable"}, "on_create", id="hook-not-callable"),
         pytest.param({"scope": "REMOTE_USER"}, "scope", id="scope-not-callable"),
         pytest.param({"upload_valid_duration": -5}, "upload_valid_duration", id="negative-ttl"),
+        pytest.param({"behind_proxy": -1}, "behind_proxy", id="negative-proxies"),
+        pytest.param({"behind_proxy": "1"}, "behind_proxy", id="proxies-not-a-number"),
     ],
 )
 def test_bad_keyword_options_fail_at_construction(
@@ -86,10 +89,32 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.checksum_algorithms == ("sha1", "md5", "sha256", "sha512")
     assert settings.lock_timeout == 10.0
     assert settings.cors_origins == ()
-    assert settings.behind_proxy is False
+    assert settings.behind_proxy == 0
     assert settings.send_file is False
     assert settings.scope is remote_user
     assert settings.bind_to_scope is False
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("2", 2, id="count"),
+        pytest.param("1", 1, id="one"),
+        pytest.param("true", 1, id="true-means-one"),
+        pytest.param("yes", 1, id="yes-means-one"),
+        pytest.param("0", 0, id="zero-ignores-forwarding"),
+        pytest.param("false", 0, id="false-ignores-forwarding"),
+        pytest.param(" 3 ", 3, id="spaces"),
+    ],
+)
+def test_behind_proxy_in_ini(raw: str, expected: int) -> None:
+    assert options_from_strings({"behind_proxy": raw}) == {"behind_proxy": expected}
+
+
+def test_behind_proxy_true_in_python_means_one(tmp_path: Path) -> None:
+    app = TusFilter(hello_app, tmp_file_dir=str(tmp_path), behind_proxy=True)
+    assert app.settings.behind_proxy == 1
+    assert type(app.settings.behind_proxy) is int
 
 
 def test_trailing_slash_on_upload_path_is_ignored(tmp_path: Path) -> None:
@@ -109,7 +134,7 @@ def test_filter_with_ini_passes_every_option(tmp_path: Path) -> None:
     assert settings.checksum_algorithms == ("sha1", "sha256")
     assert settings.lock_timeout == 2.5
     assert settings.cors_origins == ("https://a.example", "https://b.example")
-    assert settings.behind_proxy is True
+    assert settings.behind_proxy == 1
     assert settings.send_file is False
     assert settings.on_create is refuse_exe
     assert settings.scope is user_header

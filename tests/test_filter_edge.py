@@ -11,7 +11,7 @@ import pytest
 from webtest import TestApp
 
 from tus_filter import TusFilter
-from tus_filter.urls import base_url, collection_url, match_upload_path
+from tus_filter.urls import collection_url, match_upload_path
 
 
 class EchoApp:
@@ -92,42 +92,6 @@ def test_upload_path_matches_on_segment_boundaries(path_info: str, expected: str
 
 
 BASE = {"wsgi.url_scheme": "http", "HTTP_HOST": "app.local:8080", "SCRIPT_NAME": ""}
-
-
-@pytest.mark.parametrize(
-    ("extra", "behind_proxy", "expected"),
-    [
-        pytest.param({}, False, "http://app.local:8080", id="host-header"),
-        pytest.param({"HTTP_HOST": "app.local:80"}, False, "http://app.local", id="default-port"),
-        pytest.param(
-            {"HTTP_HOST": "", "SERVER_NAME": "srv", "SERVER_PORT": "81"}, False, "http://srv:81",
-            id="server-name",
-        ),
-        pytest.param(
-            {"HTTP_X_FORWARDED_HOST": "evil.example", "HTTP_X_FORWARDED_PROTO": "https"}, False,
-            "http://app.local:8080", id="forwarded-ignored-by-default",
-        ),
-        pytest.param(
-            {"HTTP_X_FORWARDED_HOST": "up.example", "HTTP_X_FORWARDED_PROTO": "https"}, True,
-            "https://up.example", id="x-forwarded",
-        ),
-        pytest.param(
-            {"HTTP_FORWARDED": 'for=1.2.3.4;host="up.example:8443";proto=https',
-             "HTTP_X_FORWARDED_HOST": "other.example"}, True,
-            "https://up.example:8443", id="forwarded-wins",
-        ),
-        pytest.param(
-            {"HTTP_X_FORWARDED_PROTO": "gopher"}, True, "http://app.local:8080",
-            id="only-http-https-schemes",
-        ),
-        pytest.param(
-            {"HTTP_X_FORWARDED_HOST": "up.example:443", "HTTP_X_FORWARDED_PROTO": "https"}, True,
-            "https://up.example", id="strips-443",
-        ),
-    ],
-)
-def test_base_url(extra: dict[str, str], behind_proxy: bool, expected: str) -> None:
-    assert base_url({**BASE, **extra}, behind_proxy=behind_proxy) == expected
 
 
 def test_collection_url_honours_script_name() -> None:

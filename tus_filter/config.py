@@ -49,7 +49,7 @@ class Settings:
     checksum_algorithms: tuple[str, ...] = DEFAULT_CHECKSUM_ALGORITHMS
     lock_timeout: float = 10.0
     cors_origins: tuple[str, ...] = ()
-    behind_proxy: bool = False
+    behind_proxy: int = 0  # trusted proxies; ``True`` (one) is accepted
     send_file: bool = False
     on_create: Hook | None = None
     on_terminate: Hook | None = None
@@ -74,6 +74,10 @@ class Settings:
                 _fail("checksum_algorithms", name, "not a hashlib algorithm name")
         if self.checksum_algorithms and "sha1" not in self.checksum_algorithms:
             _fail("checksum_algorithms", self.checksum_algorithms, "tus requires sha1")
+        if isinstance(self.behind_proxy, bool):
+            object.__setattr__(self, "behind_proxy", int(self.behind_proxy))
+        if not isinstance(self.behind_proxy, int) or self.behind_proxy < 0:
+            _fail("behind_proxy", self.behind_proxy, "must be a number of proxies (0: none)")
         if self.lock_timeout <= 0:
             _fail("lock_timeout", self.lock_timeout, "must be positive")
         for hook in ("on_create", "on_terminate", "scope"):
@@ -115,6 +119,16 @@ def parse_bool(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def parse_proxy_count(value: str) -> int:
+    """``"2"`` → 2; ``"true"`` → 1 (one proxy); ``"false"`` → 0 (forwarding headers ignored)."""
+    if value.strip().isascii() and value.strip().isdigit():
+        return int(value)
+    try:
+        return int(parse_bool(value))
+    except ValueError:
+        raise ValueError("expected a number of proxies, true or false") from None
+
+
 def parse_list(value: str) -> tuple[str, ...]:
     return tuple(item for item in re.split(r"[\s,]+", value.strip()) if item)
 
@@ -147,7 +161,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "checksum_algorithms": parse_list,
     "lock_timeout": _seconds,
     "cors_origins": parse_list,
-    "behind_proxy": parse_bool,
+    "behind_proxy": parse_proxy_count,
     "send_file": parse_bool,
     "on_create": parse_hook,
     "on_terminate": parse_hook,

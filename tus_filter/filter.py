@@ -54,7 +54,8 @@ class TusFilter:
     * ``checksum_algorithms`` — tus checksum extension (empty: disabled).
     * ``lock_timeout`` — seconds to wait for an upload's lock.
     * ``cors_origins`` — ``"*"`` or origins allowed to upload cross-origin.
-    * ``behind_proxy`` — trust ``Forwarded`` / ``X-Forwarded-*`` for absolute URLs.
+    * ``behind_proxy`` — how many proxies in front of us to trust for absolute
+      URLs (``X-Forwarded-*`` or ``Forwarded``; ``True`` means one, ``0`` none).
     * ``send_file`` — also pass the assembled file as the downstream body.
     * ``on_create`` / ``on_terminate`` — ``hook(environ, UploadInfo)``; raise
       :class:`~tus_filter.Reject` to refuse.
@@ -76,7 +77,7 @@ class TusFilter:
         checksum_algorithms: Iterable[str] = DEFAULT_CHECKSUM_ALGORITHMS,
         lock_timeout: float = 10.0,
         cors_origins: str | Iterable[str] | None = None,
-        behind_proxy: bool = False,
+        behind_proxy: int = 0,
         send_file: bool = False,
         on_create: Hook | None = None,
         on_terminate: Hook | None = None,

@@ -1,8 +1,18 @@
-"""Matching ``upload_path`` and building the absolute URLs clients are given."""
+"""Matching ``upload_path`` and building the absolute URLs clients are given.
+
+Behind ``behind_proxy = N`` trusted proxies, the URL the client addressed is
+read from the values those proxies set.  Each proxy *appends* its value to a
+forwarding header, so the rightmost ``N`` values are theirs and anything to
+the left of them is whatever the client sent (Werkzeug's ``ProxyFix`` reads
+them the same way).  The value of the outermost trusted proxy, the ``N``-th
+from the right, is the one that saw the client's request.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -21,39 +31,114 @@ def match_upload_path(path_info: str, upload_path: str) -> str | None:
     return None
 
 
-_FORWARDED_PAIR = re.compile(r'(\w+)=("(?:[^"\\]|\\.)*"|[^;,\s]*)')
+@dataclass(frozen=True)
+class Forwarded:
+    """What the outermost trusted proxy says the client addressed; ``None``: not said."""
+
+    host: str | None = None
+    proto: str | None = None
+    port: str | None = None
+    prefix: str | None = None
 
 
-def _forwarded(environ: dict[str, Any]) -> tuple[str | None, str | None]:
-    """``(host, proto)`` from the first element of an RFC 7239 ``Forwarded`` header."""
-    header = environ.get("HTTP_FORWARDED", "")
-    first = header.split(",", 1)[0]
-    found = {key.lower(): value.strip('"') for key, value in _FORWARDED_PAIR.findall(first)}
-    return found.get("host") or None, found.get("proto") or None
+_X_FORWARDED = (
+    "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PROTO",
+    "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX",
+)
+_FORWARDED_PAIR = re.compile(r'([!#$%&\'*+.^_`|~0-9A-Za-z-]+)=("(?:[^"\\]|\\.)*"|[^;"]*)')
+_HOST = re.compile(r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::[0-9]{1,5})?")
+_PORT = re.compile(r"[0-9]{1,5}")
 
 
-def base_url(environ: dict[str, Any], *, behind_proxy: bool) -> str:
+def forwarded(environ: dict[str, Any], trusted: int) -> Forwarded:
+    """The values the ``trusted`` proxies in front of us set (``Forwarded()`` for 0).
+
+    ``X-Forwarded-Host`` / ``-Proto`` / ``-Port`` / ``-Prefix`` are read when
+    any of them is present, the RFC 7239 ``Forwarded`` header only otherwise:
+    the two are never mixed, so a client cannot fill in through one family a
+    value the proxies set only in the other.  A header with fewer than
+    ``trusted`` values is ignored, and so is a value of the wrong shape.
+    """
+    if trusted <= 0:
+        return Forwarded()
+    if any(environ.get(key) for key in _X_FORWARDED):
+        host, proto, port, prefix = (_trusted_value(environ.get(key, ""), trusted)
+                                     for key in _X_FORWARDED)
+    else:
+        element = _trusted_value(environ.get("HTTP_FORWARDED", ""), trusted)
+        pairs = _forwarded_pairs(element or "")
+        host, proto, port, prefix = pairs.get("host"), pairs.get("proto"), None, None
+    return Forwarded(
+        host=host if host and _HOST.fullmatch(host) else None,
+        proto=proto.lower() if proto and proto.lower() in ("http", "https") else None,
+        port=port if port and _PORT.fullmatch(port) and 0 < int(port) < 65536 else None,
+        prefix=prefix.rstrip("/") if prefix and prefix.startswith("/") else None,
+    )
+
+
+def _trusted_value(header: str, trusted: int) -> str | None:
+    """The ``trusted``-th value from the right of a comma-separated header, if there are enough."""
+    values = [value for value in _values_from_the_right(header) if value]
+    return values[trusted - 1] if len(values) >= trusted else None
+
+
+def _values_from_the_right(header: str) -> Iterator[str]:
+    """The header's comma-separated values, stripped, rightmost first.
+
+    Commas inside quoted strings do not separate, and quotedness is decided
+    scanning from the right: the right end holds the proxies' well-formed
+    values, and an unbalanced quote the client put on the left cannot
+    swallow them.
+    """
+    end = len(header)
+    quoted = False
+    for index in range(len(header) - 1, -1, -1):
+        char = header[index]
+        if char == '"' and not (index and header[index - 1] == "\\"):
+            quoted = not quoted
+        elif char == "," and not quoted:
+            yield header[index + 1 : end].strip()
+            end = index
+    yield header[:end].strip()
+
+
+def _forwarded_pairs(element: str) -> dict[str, str]:
+    """``{"host": ..., "proto": ...}`` from one ``Forwarded`` element (``for=a;host=b``)."""
+    pairs: dict[str, str] = {}
+    for pair in element.split(";"):
+        match = _FORWARDED_PAIR.fullmatch(pair.strip())
+        if match:
+            name, value = match.groups()
+            if value.startswith('"'):
+                value = re.sub(r"\\(.)", r"\1", value[1:-1])
+            pairs.setdefault(name.lower(), value)
+    return pairs
+
+
+def base_url(environ: dict[str, Any], *, behind_proxy: int) -> str:
     """``scheme://host[:port]`` of the request as the client addressed it.
 
-    With ``behind_proxy`` the ``Forwarded`` header wins over ``X-Forwarded-Host``
-    / ``X-Forwarded-Proto``; only ``http`` and ``https`` are accepted as schemes.
-    Without it those headers are ignored: a client could otherwise choose the
-    host of every ``Location`` the server hands out.
+    With ``behind_proxy = 0`` every forwarding header is ignored: a client
+    could otherwise choose the host of every ``Location`` the server hands out.
     """
-    scheme = environ.get("wsgi.url_scheme", "http")
-    host = environ.get("HTTP_HOST") or _server_host(environ, scheme)
-    if behind_proxy:
-        fwd_host, fwd_proto = _forwarded(environ)
-        x_host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[0].strip()
-        x_proto = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[0].strip().lower()
-        proto = (fwd_proto or x_proto or "").lower()
-        if proto in ("http", "https"):
-            scheme = proto
-        host = fwd_host or x_host or host
+    return _origin(environ, forwarded(environ, behind_proxy))
+
+
+def _origin(environ: dict[str, Any], fwd: Forwarded) -> str:
+    scheme = fwd.proto or environ.get("wsgi.url_scheme", "http")
+    host = fwd.host or environ.get("HTTP_HOST") or _server_host(environ, scheme)
+    if fwd.port:
+        host = _without_port(host) + ":" + fwd.port
     default_port = ":443" if scheme == "https" else ":80"
     if host.endswith(default_port):
         host = host[: -len(default_port)]
     return f"{scheme}://{host}"
+
+
+def _without_port(host: str) -> str:
+    if ":" in host and not host.endswith("]"):  # "]": an IPv6 address without a port
+        return host.rsplit(":", 1)[0]
+    return host
 
 
 def _server_host(environ: dict[str, Any], scheme: str) -> str:
@@ -64,7 +149,12 @@ def _server_host(environ: dict[str, Any], scheme: str) -> str:
     return host
 
 
-def collection_url(environ: dict[str, Any], upload_path: str, *, behind_proxy: bool) -> str:
-    """Absolute URL of ``upload_path`` itself, honouring ``SCRIPT_NAME``."""
-    script_name = quote(environ.get("SCRIPT_NAME", "").rstrip("/"))
-    return base_url(environ, behind_proxy=behind_proxy) + script_name + quote(upload_path)
+def collection_url(environ: dict[str, Any], upload_path: str, *, behind_proxy: int) -> str:
+    """Absolute URL of ``upload_path`` itself: the proxy's prefix, ``SCRIPT_NAME``, the path.
+
+    ``X-Forwarded-Prefix`` is the path the proxy strips before forwarding, so
+    it goes before everything this server sees, ``SCRIPT_NAME`` included.
+    """
+    fwd = forwarded(environ, behind_proxy)
+    script_name = environ.get("SCRIPT_NAME", "").rstrip("/")
+    return _origin(environ, fwd) + quote((fwd.prefix or "") + script_name) + quote(upload_path)
