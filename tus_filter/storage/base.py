@@ -119,6 +119,16 @@ class UploadRecord:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
+class StagedChunk(ABC):
+    """Bytes set aside by :meth:`Storage.staged`; ``size`` of them."""
+
+    size: int
+
+    @abstractmethod
+    def place(self, offset: int) -> None:
+        """Copy the staged bytes into the data file from ``offset`` (durable on return)."""
+
+
 class Storage(ABC):
     """Upload records, data files and per-upload locks (see the module docstring)."""
 
@@ -160,6 +170,18 @@ class Storage(ABC):
 
         If ``blocks`` raises, the bytes written so far stay written and the
         error propagates; the caller decides whether they count.
+        """
+
+    @abstractmethod
+    def staged(
+        self, upload_id: str, blocks: Iterable[bytes]
+    ) -> AbstractContextManager[StagedChunk]:
+        """Write ``blocks`` aside, not into the data file, until their place is known.
+
+        For a chunk whose size, and so whether and where it belongs, is known
+        only once it has been read whole.  The staged bytes are gone when the
+        context ends; if ``blocks`` raises, the error propagates and nothing
+        is left behind.
         """
 
     @abstractmethod

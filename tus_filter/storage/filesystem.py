@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 
 from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
 from ..locking import FileLocker, Lock
-from .base import Storage, UploadExists, UploadRecord
+from .base import StagedChunk, Storage, UploadExists, UploadRecord
 
 _ID = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})\Z")  # \Z: "$" would allow a final "\n"
 _COPY_BLOCK = 1024 * 1024
@@ -40,6 +40,49 @@ def _os_errors() -> Iterator[None]:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull() from error
         raise
+
+
+def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: bool = True) -> int:
+    """Write ``blocks`` from ``offset``; return the bytes written (``fdatasync``-ed if durable)."""
+    written = 0
+    try:
+        for block in blocks:
+            view = memoryview(block)
+            while view:
+                count = os.pwrite(fd, view, offset + written)
+                written += count
+                view = view[count:]
+    finally:
+        if durable:
+            os.fdatasync(fd)
+    return written
+
+
+class _StagedFile(StagedChunk):
+    """A staged chunk in an unlinked scratch file beside the data file."""
+
+    def __init__(self, storage: FilesystemStorage, upload_id: str, fd: int, size: int):
+        self._storage = storage
+        self._upload_id = upload_id
+        self._fd = fd
+        self.size = size
+
+    def place(self, offset: int) -> None:
+        with _os_errors():
+            target = self._storage._open_data(self._upload_id)
+            try:
+                _write_blocks(target, offset, self._blocks())
+            finally:
+                os.close(target)
+
+    def _blocks(self) -> Iterator[bytes]:
+        position = 0
+        while position < self.size:
+            block = os.pread(self._fd, min(_COPY_BLOCK, self.size - position), position)
+            if not block:
+                raise OSError(errno.EIO, "staged chunk shorter than written")
+            position += len(block)
+            yield block
 
 
 class FilesystemStorage(Storage):
@@ -130,25 +173,36 @@ class FilesystemStorage(Storage):
     # -- data -----------------------------------------------------------------------------
 
     def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
-        written = 0
         with _os_errors():
+            fd = self._open_data(upload_id)
             try:
-                fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                raise UploadNotFound() from None
-            try:
-                try:
-                    for block in blocks:
-                        view = memoryview(block)
-                        while view:
-                            count = os.pwrite(fd, view, offset + written)
-                            written += count
-                            view = view[count:]
-                finally:
-                    os.fdatasync(fd)
+                return _write_blocks(fd, offset, blocks)
             finally:
                 os.close(fd)
-        return written
+
+    @contextmanager
+    def staged(self, upload_id: str, blocks: Iterable[bytes]) -> Iterator[StagedChunk]:
+        # In the upload's directory (the data file's filesystem), unlinked at
+        # once: only the descriptor holds it, so a crash leaves nothing behind.
+        path = os.path.join(self._dir(upload_id), f"stage-{secrets.token_hex(8)}.tmp")
+        with _os_errors():
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                raise UploadNotFound() from None
+        try:
+            os.unlink(path)
+            with _os_errors():
+                size = _write_blocks(fd, 0, blocks, durable=False)
+            yield _StagedFile(self, upload_id, fd, size)
+        finally:
+            os.close(fd)
+
+    def _open_data(self, upload_id: str) -> int:
+        try:
+            return os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise UploadNotFound() from None
 
     def truncate(self, upload_id: str, size: int) -> None:
         with _os_errors():
