@@ -144,9 +144,12 @@ class ChunkStore:
         self.storage = protocol.storage
 
     def find(self, request: UploadRequest, upload_id: str) -> UploadRecord | None:
-        """The live record, or ``None`` (never created, deleted, expired, or not ours)."""
+        """The live record, or ``None`` (unknown, deleted, not ours, or expired: then removed)."""
         try:
             return self.protocol.own_record(request, upload_id)
+        except UploadExpired:
+            self.storage.discard_expired(upload_id)
+            return None
         except UploadNotFound:
             return None
 

@@ -28,6 +28,7 @@ from ..errors import (
     TusFilterError,
     UnsupportedMediaType,
     UnsupportedVersion,
+    UploadExpired,
     UploadLocked,
     UploadNotFound,
 )
@@ -336,6 +337,8 @@ class TusProtocol(Protocol):
         try:
             partial = self.own_record(request, part_id)
         except UploadNotFound as error:
+            if isinstance(error, UploadExpired):
+                self.storage.discard_expired(part_id)
             raise BadRequest(f"Upload-Concat: upload {part_id}: {error.message}") from None
         if partial.concat != PARTIAL:
             raise BadRequest(f"Upload-Concat: upload {part_id} is not a partial upload")

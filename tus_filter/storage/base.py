@@ -201,5 +201,13 @@ class Storage(ABC):
         """Where the upload's bytes are (the hand-off's ``Upload.path``)."""
 
     @abstractmethod
+    def discard_expired(self, upload_id: str) -> bool:
+        """Delete the upload if it is past its expiry and no request holds it.
+
+        Whether it was deleted.  Never waits for the lock: a caller holding it
+        (or a request that revived the upload) simply keeps it.
+        """
+
+    @abstractmethod
     def cleanup(self) -> int:
         """Delete expired uploads that nobody holds; return how many were deleted."""

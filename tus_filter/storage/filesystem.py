@@ -151,7 +151,7 @@ class FilesystemStorage(Storage):
             raise UploadNotFound() from None
         expires = record.expires_at(self.valid_duration)
         if not allow_expired and expires is not None and expires < time.time():
-            raise UploadExpired()
+            raise UploadExpired(upload_id=upload_id)
         return record
 
     def save(self, record: UploadRecord) -> None:
@@ -239,11 +239,11 @@ class FilesystemStorage(Storage):
                 record = self.load(upload_id, allow_expired=True)
             except UploadNotFound:
                 if self._orphan_is_stale(upload_id, now):
-                    self._delete_unlocked(upload_id)
+                    self._delete_orphan(upload_id)
                 continue
             expires = record.expires_at(self.valid_duration)
             if expires is not None and expires < now:
-                deleted += self._delete_unlocked(upload_id)
+                deleted += self.discard_expired(upload_id)
         return deleted
 
     def _all_ids(self) -> Iterator[str]:
@@ -265,15 +265,27 @@ class FilesystemStorage(Storage):
         except FileNotFoundError:
             return False
 
-    def _delete_unlocked(self, upload_id: str) -> int:
-        """Delete unless a request holds the upload; re-check expiry under the lock."""
+    def discard_expired(self, upload_id: str) -> bool:
+        if self.valid_duration <= 0:
+            return False
         try:
             with self.lock(upload_id, timeout=0) as lock:
                 try:
                     self.load(upload_id)
-                    return 0  # touched meanwhile: alive again
-                except (UploadExpired, UploadNotFound):
+                    return False  # touched meanwhile: alive again
+                except UploadExpired:
                     self.delete(upload_id, lock)
-                    return 1
+                    return True
+                except UploadNotFound:
+                    return False  # gone already
         except UploadLocked:
-            return 0
+            return False
+
+    def _delete_orphan(self, upload_id: str) -> None:
+        """Delete a directory without a record, unless a request holds it (inside ``create``)."""
+        try:
+            with self.lock(upload_id, timeout=0) as lock:
+                if not os.path.exists(self._record_path(upload_id)):
+                    self.delete(upload_id, lock)
+        except UploadLocked:
+            pass
