@@ -52,7 +52,9 @@ class UploadRecord:
     Fields a protocol does not use stay at their defaults.  ``touched`` is the
     time of the last request that changed the upload: unfinished uploads
     expire ``upload_valid_duration`` seconds after it, finished ones that long
-    after ``completed``.
+    after ``completed``.  An upload named in ``finals`` lives at least as long
+    as every unfinished upload listed there (a tus partial, while a final
+    that names it waits for its other partials).
     """
 
     upload_id: str
@@ -72,7 +74,7 @@ class UploadRecord:
     concat: str | None = None  # "partial" or "final"
     concat_header: str | None = None  # the final's Upload-Concat, echoed on HEAD
     parts: list[str] = field(default_factory=list)  # a final's partials, in order
-    finals: list[str] = field(default_factory=list)  # finals waiting for this partial
+    finals: list[str] = field(default_factory=list)  # finals naming this partial: see above
     # chunk-numbered protocols (flow.js, resumable.js, uid)
     chunk_size: int | None = None
     chunk_count: int | None = None
@@ -158,7 +160,11 @@ class Storage(ABC):
 
     @abstractmethod
     def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
-        """The record; ``UploadNotFound``, or ``UploadExpired`` once past its expiry."""
+        """The record; ``UploadNotFound``, or ``UploadExpired`` once past its expiry.
+
+        The expiry is the record's own (:meth:`UploadRecord.expires_at`) or,
+        if later, that of an unfinished upload in its ``finals``.
+        """
 
     @abstractmethod
     def save(self, record: UploadRecord) -> None:

@@ -144,15 +144,34 @@ class FilesystemStorage(Storage):
             self.save(record)
 
     def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
-        try:
-            with open(self._record_path(upload_id), encoding="utf-8") as handle:
-                record = UploadRecord.from_json(json.load(handle))
-        except FileNotFoundError:
-            raise UploadNotFound() from None
-        expires = record.expires_at(self.valid_duration)
-        if not allow_expired and expires is not None and expires < time.time():
+        record = self._read(upload_id)
+        if not allow_expired and self._expired(record, time.time()):
             raise UploadExpired(upload_id=upload_id)
         return record
+
+    def _read(self, upload_id: str) -> UploadRecord:
+        try:
+            with open(self._record_path(upload_id), encoding="utf-8") as handle:
+                return UploadRecord.from_json(json.load(handle))
+        except FileNotFoundError:
+            raise UploadNotFound() from None
+
+    def _expired(self, record: UploadRecord, now: float) -> bool:
+        """Past its own expiry and that of every unfinished upload waiting for it (``finals``)."""
+        expires = record.expires_at(self.valid_duration)
+        if expires is None or expires >= now:
+            return False
+        for waiting_id in record.finals:
+            try:
+                waiting = self._read(waiting_id)
+            except UploadNotFound:
+                continue
+            if waiting.is_complete:
+                continue  # assembled: it needs this one no more
+            theirs = waiting.expires_at(self.valid_duration)
+            if theirs is None or theirs >= now:
+                return False
+        return True
 
     def save(self, record: UploadRecord) -> None:
         path = self._record_path(record.upload_id)
@@ -241,8 +260,7 @@ class FilesystemStorage(Storage):
                 if self._orphan_is_stale(upload_id, now):
                     self._delete_orphan(upload_id)
                 continue
-            expires = record.expires_at(self.valid_duration)
-            if expires is not None and expires < now:
+            if self._expired(record, now):
                 deleted += self.discard_expired(upload_id)
         return deleted
 
