@@ -189,17 +189,18 @@ class ChunkStore:
 
     def write(
         self, record: UploadRecord, index: int, layout: Layout, blocks: Iterable[bytes],
-        *, size_known: bool = True, rule: str = "",
+        *, stage_resent: bool = False, rule: str = "",
     ) -> ChunkResult:
         """Store chunk ``index`` from ``blocks``; it must be exactly ``layout.size(index)`` bytes.
 
         A chunk of the wrong size raises :class:`BadRequest` and is not marked.
         Bytes beyond the chunk's range are never written, and nothing is
         written once the upload is complete (see ``Storage.chunk_writers``).
-        ``size_known``: the caller checked the chunk's size before sending it
-        here.  Otherwise a chunk already stored is staged and checked before
-        it replaces the stored one; an unstored chunk streams into its range,
-        and if its size is wrong, bytes of it may stay there, uncounted.
+        An unstored chunk streams into its range; if its size turns out wrong,
+        bytes of it may stay there, uncounted.  A chunk already stored is
+        overwritten the same way, unless ``stage_resent`` (for chunks whose
+        size is known only once read): then it is staged, and replaces the
+        stored one only with exactly its size.
         ``rule`` (the protocol's cut rule) ends the message of a size error.
         """
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
@@ -209,7 +210,7 @@ class ChunkStore:
                 return ChunkResult(True)
             expected = layout.size(index)
             bounded = _exactly(blocks, index, expected, rule)
-            if not size_known and current.has_chunk(index):
+            if stage_resent and current.has_chunk(index):
                 with self.storage.staged(record.upload_id, bounded) as chunk:
                     _check_size(index, chunk.size, expected, rule)
                     chunk.place(layout.start(index))

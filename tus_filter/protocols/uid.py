@@ -204,7 +204,7 @@ class UidProtocol(Protocol):
         if size is not None:
             return self.chunks.write(
                 record, number, cut.layout(size), content.blocks,
-                size_known=content.size is not None, rule=_rule(cut, size),
+                stage_resent=content.size is None, rule=_rule(cut, size),
             )
 
         def place(length: int) -> Layout:
