@@ -76,22 +76,24 @@ def stored(store: Path) -> int:
 
 
 @pytest.mark.parametrize(
-    ("ini", "fragment"),
+    ("ini", "fragment", "expired", "printed"),
     [
-        pytest.param(FILTER_WITH, "", id="filter-with"),
-        pytest.param(PIPELINE, "", id="pipeline"),
-        pytest.param(PIPELINE, "#upload", id="pipeline-named-section"),
-        pytest.param(TWO_FILTERS, "#upload", id="one-of-two-filters-named"),
+        pytest.param(FILTER_WITH, "", 2, "2 expired uploads removed\n", id="filter-with"),
+        pytest.param(PIPELINE, "", 1, "1 expired upload removed\n", id="pipeline"),
+        pytest.param(PIPELINE, "#upload", 2, "2 expired uploads removed\n",
+                     id="pipeline-named-section"),
+        pytest.param(TWO_FILTERS, "#upload", 2, "2 expired uploads removed\n",
+                     id="one-of-two-filters-named"),
     ],
 )
 def test_cleanup_removes_expired_uploads_and_prints_how_many(
-    tmp_path: Path, ini: str, fragment: str
+    tmp_path: Path, ini: str, fragment: str, expired: int, printed: str
 ) -> None:
     config = tmp_path / "site.ini"
     config.write_text(ini)
-    seed(tmp_path / "store", expired=2, live=1)
+    seed(tmp_path / "store", expired=expired, live=1)
     done = run("cleanup", f"{config}{fragment}")
-    assert (done.returncode, done.stdout, done.stderr) == (0, "2 expired uploads removed\n", "")
+    assert (done.returncode, done.stdout, done.stderr) == (0, printed, "")
     assert stored(tmp_path / "store") == 1
     again = run("cleanup", f"{config}{fragment}")
     assert (again.returncode, again.stdout) == (0, "0 expired uploads removed\n")

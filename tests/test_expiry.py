@@ -181,7 +181,7 @@ def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
 def test_the_sweep_runs_one_interval_after_the_first_request_then_every_interval(
     tmp_path: Path,
 ) -> None:
-    interval = 0.5
+    interval = 1.0
     wrapped, app = make_filter(tmp_path, cleanup_interval=interval)
     stale = seed_expired(wrapped)
     started = time.monotonic()

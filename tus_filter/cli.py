@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # the command's one boundary: say what, exit non-zero
         print(f"tus_filter cleanup: {error}", file=sys.stderr)
         return 1
-    print(f"{deleted} expired uploads removed")
+    print(f"{deleted} expired upload{'' if deleted == 1 else 's'} removed")
     return 0
 
 

@@ -58,18 +58,25 @@ def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: boo
     return written
 
 
+def _open_data(path: str) -> int:
+    """A descriptor for writing the data file at ``path``; ``UploadNotFound`` if it is gone."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UploadNotFound() from None
+
+
 class _StagedFile(StagedChunk):
     """A staged chunk in an unlinked scratch file beside the data file."""
 
-    def __init__(self, storage: FilesystemStorage, upload_id: str, fd: int, size: int):
-        self._storage = storage
-        self._upload_id = upload_id
+    def __init__(self, data_path: str, fd: int, size: int):
+        self._data_path = data_path
         self._fd = fd
         self.size = size
 
     def place(self, offset: int) -> None:
         with _os_errors():
-            target = self._storage._open_data(self._upload_id)
+            target = _open_data(self._data_path)
             try:
                 _write_blocks(target, offset, self._blocks())
             finally:
@@ -193,7 +200,7 @@ class FilesystemStorage(Storage):
 
     def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
         with _os_errors():
-            fd = self._open_data(upload_id)
+            fd = _open_data(self.data_path(upload_id))
             try:
                 return _write_blocks(fd, offset, blocks)
             finally:
@@ -213,15 +220,9 @@ class FilesystemStorage(Storage):
             os.unlink(path)
             with _os_errors():
                 size = _write_blocks(fd, 0, blocks, durable=False)
-            yield _StagedFile(self, upload_id, fd, size)
+            yield _StagedFile(self.data_path(upload_id), fd, size)
         finally:
             os.close(fd)
-
-    def _open_data(self, upload_id: str) -> int:
-        try:
-            return os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            raise UploadNotFound() from None
 
     def truncate(self, upload_id: str, size: int) -> None:
         with _os_errors():
