@@ -136,12 +136,17 @@ def test_get_upload_removes_an_expired_upload(tmp_path: Path) -> None:
     assert not isinstance(second.value, UploadExpired)
 
 
-def test_an_upload_held_by_a_request_is_not_removed_under_it(tmp_path: Path) -> None:
-    """Removal never waits for the lock: whoever holds it keeps the upload."""
+@pytest.mark.parametrize("held", ["lock", "chunk-write"])
+def test_an_upload_held_by_a_request_is_not_removed_under_it(tmp_path: Path, held: str) -> None:
+    """Removal never waits: a request holding the lock, or writing a chunk, keeps the upload."""
     wrapped, app = make_filter(tmp_path)
-    upload_id = start_tus(app)
+    upload_id = start_flow(app)
     expire(wrapped, upload_id)
-    with wrapped.storage.lock(upload_id):
+    holding = (
+        wrapped.storage.lock(upload_id) if held == "lock"
+        else wrapped.storage.chunk_writers(upload_id, exclusive=False)
+    )
+    with holding:
         assert wrapped.storage.discard_expired(upload_id) is False
     assert upload_dirs(tmp_path) == [upload_id]
     assert wrapped.storage.discard_expired(upload_id) is True
@@ -149,8 +154,8 @@ def test_an_upload_held_by_a_request_is_not_removed_under_it(tmp_path: Path) -> 
 
 
 def test_bytes_are_gone_once_a_short_lifetime_is_over(tmp_path: Path) -> None:
-    """``upload_valid_duration = 1``, in real time."""
-    _, app = make_filter(tmp_path, upload_valid_duration=1)
+    """``upload_valid_duration = 1``, in real time (no sweep due: the request removes it)."""
+    _, app = make_filter(tmp_path, upload_valid_duration=1, cleanup_interval=3600)
     upload_id = start_tus(app)
     assert tus_patch(app, upload_id).status_int == 204
     time.sleep(1.2)

@@ -210,8 +210,9 @@ class Storage(ABC):
     def discard_expired(self, upload_id: str) -> bool:
         """Delete the upload if it is past its expiry and no request holds it.
 
-        Whether it was deleted.  Never waits for the lock: a caller holding it
-        (or a request that revived the upload) simply keeps it.
+        Whether it was deleted.  Never waits: an upload whose lock is held, or
+        a chunk of which is being written (:meth:`chunk_writers`), is kept, and
+        so is one a request revived meanwhile.
         """
 
     @abstractmethod

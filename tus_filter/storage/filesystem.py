@@ -293,7 +293,9 @@ class FilesystemStorage(Storage):
                     self.load(upload_id)
                     return False  # touched meanwhile: alive again
                 except UploadExpired:
-                    self.delete(upload_id, lock)
+                    # Chunk writes run without the lock: delete only if none is in flight.
+                    with self._locker.hold(upload_id + _WRITERS, timeout=0):
+                        self.delete(upload_id, lock)
                     return True
                 except UploadNotFound:
                     return False  # gone already
