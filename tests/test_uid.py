@@ -361,12 +361,22 @@ def test_a_wrong_sized_multipart_re_send_leaves_the_stored_chunk_intact(
     assert call["sha256"] == sha256(data)
 
 
+@pytest.mark.parametrize(
+    ("number", "size", "message"),
+    [
+        pytest.param(2, 2, "chunk 2 has 2 bytes: ", id="last-chunk-fits-no-cut"),
+        pytest.param(0, 2, "chunk 0 has 2 bytes: ", id="chunk-below-every-cut"),
+        pytest.param(1, 5, "chunk 1 is larger than 4 bytes: ", id="chunk-above-every-cut"),
+    ],
+)
 def test_a_multipart_first_chunk_that_fits_no_cut_leaves_nothing(
-    app: TestApp, tmp_path: Path
+    app: TestApp, tmp_path: Path, number: int, size: int, message: str
 ) -> None:
-    refused = post_chunk(app, "multipart", first(9, 3, 2), b"\xff" * 2)
+    """Before any size is pinned, a multipart chunk is staged: checked, then placed."""
+    refused = post_chunk(app, "multipart", first(9, 3, number), b"\xff" * size)
     assert refused.status_int == 400
-    assert "ceil(totalSize / S) == chunkCount (S from 3 to 4 bytes)" in refused.json["error"]
+    rule = "ceil(totalSize / S) == chunkCount (S from 3 to 4 bytes)"
+    assert refused.json["error"].startswith(message) and rule in refused.json["error"]
     assert stored_ids(tmp_path) == []
 
 

@@ -104,16 +104,16 @@ class UniformCut:
             before, rest = divmod(self.total - length, self.count - 1)
             size = before if length > 0 and rest == 0 else 0
         if size not in self.sizes:
-            raise BadRequest(f"chunk {index} has {length} bytes, which {self.rule()}")
+            raise BadRequest(f"chunk {index} has {length} bytes: {self.rule()}")
         return size
 
     def rule(self) -> str:
         """The cut rule, worded for an error message about a chunk that breaks it."""
         sizes = self.sizes
         if self.count == 1:
-            return f"must be the whole file ({self.total} bytes)"
+            return f"a single chunk is the whole file ({self.total} bytes)"
         return (
-            "fits no uniform cut: the chunks before the last must share one size S with "
+            "the chunks before the last must share one size S with "
             f"ceil(totalSize / S) == chunkCount (S from {sizes[0]} to {sizes[-1]} bytes), "
             "and the last chunk ends at totalSize"
         )
@@ -221,20 +221,22 @@ class ChunkStore:
 
     def write_unplaced(
         self, record: UploadRecord, index: int, blocks: Iterable[bytes],
-        *, limit: int, place: Callable[[int], Layout],
+        *, limit: int, place: Callable[[int], Layout], rule: str = "",
     ) -> ChunkResult:
         """Store chunk ``index`` whose range is known only from its size.
 
         The chunk (at most ``limit`` bytes) is staged; ``place(size)`` checks
         the size, may pin the layout it implies (:meth:`pin`), and returns that
-        layout; only then is the chunk copied into its range.
+        layout; only then is the chunk copied into its range.  ``rule`` as
+        for :meth:`write`.
         """
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
             current = self.storage.load(record.upload_id)
             if current.is_complete:
                 _drain(blocks)
                 return ChunkResult(True)
-            with self.storage.staged(record.upload_id, _exactly(blocks, index, limit)) as chunk:
+            bounded = _exactly(blocks, index, limit, rule)
+            with self.storage.staged(record.upload_id, bounded) as chunk:
                 layout = place(chunk.size)
                 _check_size(index, chunk.size, layout.size(index))
                 chunk.place(layout.start(index))
@@ -297,6 +299,6 @@ def _exactly(blocks: Iterable[bytes], index: int, expected: int, rule: str = "")
     for block in blocks:
         seen += len(block)
         if seen > expected:
-            message = f"chunk {index} is larger than the expected {expected} bytes"
+            message = f"chunk {index} is larger than {expected} bytes"
             raise BadRequest(_with_rule(message, rule))
         yield block

@@ -215,7 +215,7 @@ class UidProtocol(Protocol):
         # A multipart chunk of an upload whose chunk size nobody has told yet
         # (its first request): where it goes follows from its size.
         return self.chunks.write_unplaced(
-            record, number, content.blocks, limit=cut.sizes[-1], place=place
+            record, number, content.blocks, limit=cut.sizes[-1], place=place, rule=cut.rule()
         )
 
 
