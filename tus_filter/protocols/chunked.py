@@ -1,11 +1,15 @@
 """What the chunk-numbered protocols share: layout maths and exactly-once chunk bookkeeping.
 
 flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
-into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest.
-Each chunk is written straight into the upload's data file at its offset
-(positional writes to disjoint ranges need no lock, so parallel chunks really
-run in parallel), and marked as received, under the upload's lock, only
-after it was written completely with exactly its expected size.  Completing
+into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest
+(:class:`Layout`; the uid protocol accepts any :class:`UniformCut`).  What a
+chunk teaches about the layout is pinned in the record under the lock
+(:meth:`ChunkStore.pin`).  Each chunk is written straight into the upload's
+data file at its offset (positional writes to disjoint ranges need no lock,
+so parallel chunks really run in parallel), and marked as received, under
+the upload's lock, only after it was written completely with exactly its
+expected size.  A chunk whose place follows from its size, or one of unknown
+size that would replace a stored chunk, is staged first (``Storage.staged``).  Completing
 an upload is therefore a bookkeeping step whose cost does not grow with the
 file: there is nothing to concatenate.
 """
