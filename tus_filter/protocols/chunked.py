@@ -9,9 +9,9 @@ data file at its offset (positional writes to disjoint ranges need no lock,
 so parallel chunks really run in parallel), and marked as received, under
 the upload's lock, only after it was written completely with exactly its
 expected size.  A chunk whose place follows from its size, or one of unknown
-size that would replace a stored chunk, is staged first (``Storage.staged``).  Completing
-an upload is therefore a bookkeeping step whose cost does not grow with the
-file: there is nothing to concatenate.
+size that would replace a stored chunk, is staged first (``Storage.staged``).
+Completing an upload is therefore a bookkeeping step whose cost does not grow
+with the file: there is nothing to concatenate.
 """
 
 from __future__ import annotations
