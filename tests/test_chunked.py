@@ -11,11 +11,57 @@ from pathlib import Path
 import pytest
 
 from tus_filter.config import Settings
-from tus_filter.errors import UploadNotFound
+from tus_filter.errors import BadRequest, UploadNotFound
 from tus_filter.incoming import UploadRequest
 from tus_filter.protocols.base import Outcome, Protocol
-from tus_filter.protocols.chunked import ChunkStore, Layout
+from tus_filter.protocols.chunked import ChunkStore, Layout, UniformCut
 from tus_filter.storage import FilesystemStorage, UploadRecord
+
+
+@pytest.mark.parametrize(
+    ("total", "count", "sizes"),
+    [
+        pytest.param(9, 3, range(3, 5), id="9-in-3-cut-at-3-or-4"),
+        pytest.param(10, 2, range(5, 10), id="10-in-2-cut-at-5-to-9"),
+        pytest.param(10, 6, range(2, 2), id="10-in-6-no-cut"),
+        pytest.param(10, 1, range(10, 11), id="one-chunk-is-the-file"),
+        pytest.param(0, 1, range(1, 2), id="empty-file-one-empty-chunk"),
+        pytest.param(0, 2, range(1, 0), id="empty-file-in-two-no-cut"),
+    ],
+)
+def test_uniform_cut_sizes(total: int, count: int, sizes: range) -> None:
+    assert list(UniformCut(total, count).sizes) == list(sizes)
+
+
+def test_every_client_cut_is_recognised_from_each_of_its_chunks() -> None:
+    """Exhaustive for small files: a client cutting at S sends ceil(total / S) chunks."""
+    for total in range(0, 40):
+        for size in range(1, 42):
+            count = max(1, -(-total // size))
+            cut = UniformCut(total, count)
+            pinned = size if count > 1 else cut.sizes[0]
+            chunks = [min(size, total - i * size) for i in range(count)] if total else [0]
+            assert sum(chunks) == total
+            for index, length in enumerate(chunks):
+                assert cut.size_of(index, length) == pinned, (total, size, index)
+                assert cut.layout(pinned).size(index) == length
+
+
+@pytest.mark.parametrize(
+    ("cut", "index", "length"),
+    [
+        pytest.param(UniformCut(9, 3), 0, 2, id="too-small-leaves-a-fourth-chunk"),
+        pytest.param(UniformCut(9, 3), 1, 5, id="too-large-leaves-the-last-empty"),
+        pytest.param(UniformCut(9, 3), 2, 2, id="last-chunk-between-cuts"),
+        pytest.param(UniformCut(9, 3), 2, 0, id="empty-last-chunk"),
+        pytest.param(UniformCut(10, 1), 0, 9, id="single-chunk-short"),
+    ],
+)
+def test_a_chunk_of_no_uniform_cut_states_the_rule(
+    cut: UniformCut, index: int, length: int
+) -> None:
+    with pytest.raises(BadRequest, match=rf"chunk {index} has {length} bytes: "):
+        cut.size_of(index, length)
 
 
 class Engine(Protocol):
@@ -115,7 +161,7 @@ def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cleanup", [
-    pytest.param(True, id="deleted-by-cleanup-then-recreated"),
+    pytest.param(True, id="a-sweep-meanwhile-deletes-nothing-then-restarted"),
     pytest.param(False, id="expired-then-restarted"),
 ])
 def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
@@ -123,8 +169,9 @@ def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
 ) -> None:
     """The upload expired and started afresh while a chunk was being written.
 
-    The chunk's bytes went into the old file (deleted, or truncated by the
-    restart): counting it in the new upload would hand on a file with a hole.
+    The chunk's bytes went into the old file (truncated by the restart):
+    counting it in the new upload would hand on a file with a hole.  A sweep
+    meanwhile does not delete an upload with a chunk write in flight.
     """
     chunks, record = engine(tmp_path)
     storage = chunks.storage
@@ -135,7 +182,7 @@ def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
         stale.touched -= 3600
         storage.save(stale)
         if cleanup:
-            assert storage.cleanup() == 1
+            assert storage.cleanup() == 0
         fresh = chunks.open(REQUEST, record.upload_id, lambda: UploadRecord(
             upload_id=record.upload_id, protocol="uid", length=4, chunk_size=2, chunk_count=2))
         assert chunks.write(fresh, 1, LAYOUT, [b"cd"]).completed is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from paste.deploy import loadapp
@@ -42,6 +43,8 @@ def test_sizes_in_ini(raw: str, expected: int | None) -> None:
         pytest.param({"behind_proxy": "maybe"}, "behind_proxy: 'maybe'", id="bad-bool"),
         pytest.param({"behind_proxy": "-1"}, "behind_proxy: '-1'", id="negative-proxy-count"),
         pytest.param({"upload_valid_duration": "1d"}, "upload_valid_duration: '1d'", id="bad-int"),
+        pytest.param({"cleanup_interval": "hourly"}, "cleanup_interval: 'hourly'",
+                     id="bad-interval"),
         pytest.param({"on_create": "nowhere"}, "on_create: 'nowhere'", id="hook-syntax"),
         pytest.param(
             {"on_create": "tests.paste.apps:missing"}, "on_create: 'tests.paste.apps:missing'",
@@ -70,6 +73,8 @@ def test_bad_ini_strings_name_the_option(options: dict[str, str], message: str) 
         pytest.param({"upload_valid_duration": -5}, "upload_valid_duration", id="negative-ttl"),
         pytest.param({"behind_proxy": -1}, "behind_proxy", id="negative-proxies"),
         pytest.param({"behind_proxy": "1"}, "behind_proxy", id="proxies-not-a-number"),
+        pytest.param({"cleanup_interval": 0}, "cleanup_interval", id="zero-interval"),
+        pytest.param({"cleanup_interval": -1.0}, "cleanup_interval", id="negative-interval"),
     ],
 )
 def test_bad_keyword_options_fail_at_construction(
@@ -93,6 +98,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.send_file is False
     assert settings.scope is remote_user
     assert settings.bind_to_scope is False
+    assert settings.cleanup_interval is None
 
 
 @pytest.mark.parametrize(
@@ -117,6 +123,23 @@ def test_behind_proxy_true_in_python_means_one(tmp_path: Path) -> None:
     assert type(app.settings.behind_proxy) is int
 
 
+@pytest.mark.parametrize(
+    ("options", "interval"),
+    [
+        pytest.param({}, 600.0, id="default-ten-minutes-at-most"),
+        pytest.param({"upload_valid_duration": 2}, 1.0, id="half-a-short-lifetime"),
+        pytest.param({"upload_valid_duration": 1000}, 500.0, id="half-below-ten-minutes"),
+        pytest.param({"cleanup_interval": 30.0}, 30.0, id="cleanup-interval-wins"),
+        pytest.param(
+            {"upload_valid_duration": 2, "cleanup_interval": 3600.0}, 3600.0,
+            id="cleanup-interval-even-above-the-lifetime",
+        ),
+    ],
+)
+def test_sweep_interval(options: dict[str, Any], interval: float) -> None:
+    assert Settings(**options).sweep_interval == interval
+
+
 def test_trailing_slash_on_upload_path_is_ignored(tmp_path: Path) -> None:
     app = TusFilter(hello_app, upload_path="/up/", tmp_file_dir=str(tmp_path))
     assert app.settings.upload_path == "/up"
@@ -130,6 +153,7 @@ def test_filter_with_ini_passes_every_option(tmp_path: Path) -> None:
     assert settings.tmp_file_dir == str(tmp_path / "filter-with")
     assert settings.max_size == 2 * 1024**3
     assert settings.upload_valid_duration == 3600
+    assert settings.cleanup_interval == 120.0
     assert settings.protocols == ("tus", "flowjs")
     assert settings.checksum_algorithms == ("sha1", "sha256")
     assert settings.lock_timeout == 2.5

@@ -99,6 +99,36 @@ def test_write_keeps_what_arrived_before_an_error(storage: FilesystemStorage) ->
     assert Path(storage.data_path(record.upload_id)).read_bytes() == b"abc"
 
 
+def test_staged_bytes_reach_the_data_file_only_when_placed(storage: FilesystemStorage) -> None:
+    record = new(storage)
+    storage.write_at(record.upload_id, 0, [b"0123456789"])
+    directory = Path(storage.data_path(record.upload_id)).parent
+    with storage.staged(record.upload_id, iter([b"ab", b"c"])) as chunk:
+        assert chunk.size == 3
+        assert sorted(path.name for path in directory.iterdir()) == ["data", "info.json"]
+        assert Path(storage.data_path(record.upload_id)).read_bytes() == b"0123456789"
+        chunk.place(4)
+    assert Path(storage.data_path(record.upload_id)).read_bytes() == b"0123abc789"
+    with storage.staged(record.upload_id, iter([b"never placed"])):
+        pass
+    assert Path(storage.data_path(record.upload_id)).read_bytes() == b"0123abc789"
+
+
+def test_staging_that_fails_leaves_nothing(storage: FilesystemStorage) -> None:
+    record = new(storage)
+
+    def broken() -> Any:
+        yield b"abc"
+        raise OSError("client went away")
+
+    with pytest.raises(OSError, match="went away"), storage.staged(record.upload_id, broken()):
+        pass
+    directory = Path(storage.data_path(record.upload_id)).parent
+    assert sorted(path.name for path in directory.iterdir()) == ["data", "info.json"]
+    with pytest.raises(UploadNotFound), storage.staged("0" * 32, iter([b"x"])):
+        pass
+
+
 def test_truncate_drops_an_unverified_tail(storage: FilesystemStorage) -> None:
     record = new(storage)
     storage.write_at(record.upload_id, 0, [b"0123456789"])

@@ -209,6 +209,58 @@ def test_expired_partial_cannot_be_concatenated(make_tus: Callable[..., Tus]) ->
     assert "expired" in response.text
 
 
+def _age(tus: Tus, url: str, seconds: float) -> None:
+    """Move ``url``'s clock back: as if its last request was ``seconds`` earlier."""
+    record = tus.record(url)
+    record.touched -= seconds
+    if record.completed is not None:
+        record.completed -= seconds
+    tus.filter.storage.save(record)
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["no-sweep", "sweep-meanwhile"])
+def test_a_finished_partial_lives_as_long_as_the_final_waiting_for_it(
+    make_tus: Callable[..., Tus], sweep: bool
+) -> None:
+    """concatenation-unfinished: the fast partial's time runs out while the final waits."""
+    tus = make_tus(upload_valid_duration=60)
+    fast = partial(tus, b"fast ")
+    slow = partial(tus, b"sl", 4)
+    final_url = location(final(tus, fast, slow))
+    _age(tus, fast, 120)  # on its own, the finished partial has expired
+    if sweep:
+        assert tus.filter.cleanup() == 0
+    assert tus.head(fast).status_int == 200
+    assert tus.patch(slow, 2, b"ow").status_int == 204
+    [handoff] = tus.handoffs
+    assert handoff["upload_id"] == final_url[-32:]
+    assert handoff["sha256"] == hashlib.sha256(b"fast slow").hexdigest()
+    assert tus.record(final_url).is_complete
+
+
+def test_a_partial_expires_with_the_final_waiting_for_it(make_tus: Callable[..., Tus]) -> None:
+    """Once the waiting final has expired too (or is assembled), the partial is just expired."""
+    tus = make_tus(upload_valid_duration=60)
+    fast = partial(tus, b"fast ")
+    slow = partial(tus, None, 4)
+    final_url = location(final(tus, fast, slow))
+    for url in (fast, slow, final_url):
+        _age(tus, url, 120)
+    assert tus.filter.cleanup() == 3
+    assert stored(tus) == 0
+
+
+def test_an_assembled_final_keeps_its_partials_alive_no_longer(
+    make_tus: Callable[..., Tus],
+) -> None:
+    tus = make_tus(upload_valid_duration=60)
+    a = partial(tus, b"ab")
+    final_url = location(final(tus, a))
+    assert tus.record(final_url).is_complete
+    _age(tus, a, 120)
+    assert tus.head(a).status_int == 410
+
+
 def test_patch_to_final_is_forbidden(tus: Tus) -> None:
     """#53, #116, #124: 403; the final and its partials are untouched."""
     a = partial(tus, b"ab")

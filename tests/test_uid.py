@@ -232,6 +232,154 @@ def test_the_completing_response_carries_the_apps_answer(
     assert len(recorder.calls) == 1
 
 
+# -- the cut: the client's chunk size or ceil(totalSize / chunkCount) --------------------------
+
+
+def gws_upload(app: TestApp, transport: str, data: bytes, chunk_size: int) -> list[Any]:
+    """The GBD WebSuite client's loop (``gc/lib.ts`` ``uploadFile``), ported.
+
+    ``chunkCount = ceil(total / chunkSize)``; ``chunkSize``-byte slices sent
+    one after another, the first without an id; nothing at all for 0 bytes.
+    """
+    count = -(-len(data) // chunk_size)
+    uid = ""
+    answers = []
+    for number in range(count):
+        fields = {
+            "uploadUid": uid,
+            "fileName": "report.pdf",
+            "totalSize": len(data),
+            "chunkNumber": number,
+            "chunkCount": count,
+        }
+        response = post_chunk(
+            app, transport, fields, data[number * chunk_size : (number + 1) * chunk_size]
+        )
+        assert response.status_int == 200, response.body
+        uid = response.json["uploadUid"]
+        answers.append(response.json)
+    return answers
+
+
+@pytest.mark.parametrize(
+    ("size", "chunk_size"),
+    [
+        pytest.param(9, 4, id="9-bytes-in-4-4-1"),
+        pytest.param(10, 4, id="10-bytes-in-4-4-2"),
+        pytest.param(12, 4, id="exact-multiple"),
+        pytest.param(3, 4, id="smaller-than-one-chunk"),
+        pytest.param(10 * 64 * 1024 + 1, 64 * 1024, id="11-chunks-last-of-one-byte"),
+        pytest.param(100, 30, id="30-30-30-10-where-ceil-cuts-25s"),
+    ],
+)
+def test_the_gws_client_loop_uploads_at_its_own_chunk_size(
+    app: TestApp, recorder: RecordingApp, transport: str, size: int, chunk_size: int
+) -> None:
+    data = payload(size)
+    answers = gws_upload(app, transport, data, chunk_size)
+    assert [answer["complete"] for answer in answers] == [False] * (len(answers) - 1) + [True]
+    [call] = recorder.calls
+    assert (call["size"], call["sha256"]) == (size, sha256(data))
+
+
+def test_the_gws_client_sends_nothing_for_a_0_byte_file(
+    app: TestApp, recorder: RecordingApp, tmp_path: Path
+) -> None:
+    assert gws_upload(app, "octet", b"", 4) == []
+    assert recorder.calls == []
+    assert stored_ids(tmp_path) == []
+
+
+def client_cut(data: bytes, chunk_size: int) -> list[bytes]:
+    return [data[i : i + chunk_size] for i in range(0, len(data), chunk_size)]
+
+
+@pytest.mark.parametrize(
+    ("cut", "order"),
+    [
+        pytest.param("client", [2, 0, 1], id="client-cut-last-chunk-first"),
+        pytest.param("client", [1, 2, 0], id="client-cut-middle-chunk-first"),
+        pytest.param("ceil", [2, 1, 0], id="ceil-cut-last-chunk-first"),
+        pytest.param("client", [0, 2, 2, 1], id="client-cut-last-chunk-re-sent"),
+    ],
+)
+def test_any_uniform_cut_in_any_order(
+    app: TestApp, recorder: RecordingApp, transport: str, cut: str, order: list[int]
+) -> None:
+    data = payload(9)
+    chunks = client_cut(data, 4) if cut == "client" else chunks_of(data, 3)
+    uid = ""
+    for number in order:
+        fields = first(9, 3, number) if not uid else later(uid, 3, number)
+        response = post_chunk(app, transport, fields, chunks[number])
+        assert response.status_int == 200, response.body
+        uid = response.json["uploadUid"]
+    [call] = recorder.calls
+    assert call["sha256"] == sha256(data)
+
+
+@pytest.mark.parametrize(
+    ("pinned_by", "number", "size", "message"),
+    [
+        pytest.param(0, 1, 3, "fixed its chunk size at 4 bytes", id="other-cut-after-first-chunk"),
+        pytest.param(2, 0, 3, "fixed its chunk size at 4 bytes", id="other-cut-after-last-chunk"),
+        pytest.param(0, 2, 3, "fixed its chunk size at 4 bytes", id="last-chunk-of-other-cut"),
+        pytest.param(1, 0, 5, "fixed its chunk size at 4 bytes", id="larger-than-pinned"),
+    ],
+)
+def test_a_chunk_of_another_cut_is_refused_and_harms_nothing(
+    app: TestApp, recorder: RecordingApp, make: Any, transport: str,
+    pinned_by: int, number: int, size: int, message: str,
+) -> None:
+    """The size is pinned by the upload's first request (client cut 4 + 4 + 1)."""
+    data = payload(9)
+    chunks = client_cut(data, 4)
+    uid = post_chunk(app, "octet", first(9, 3, pinned_by), chunks[pinned_by]).json["uploadUid"]
+    refused = post_chunk(app, transport, later(uid, 3, number), b"\xff" * size)
+    assert refused.status_int == 400, refused.body
+    assert message in refused.json["error"]
+    for rest in range(3):
+        if rest != pinned_by:
+            assert post_chunk(app, "octet", later(uid, 3, rest), chunks[rest]).status_int == 200
+    [call] = recorder.calls
+    assert call["sha256"] == sha256(data)
+
+
+@pytest.mark.parametrize("size", [3, 5], ids=["shorter", "longer"])
+def test_a_wrong_sized_multipart_re_send_leaves_the_stored_chunk_intact(
+    app: TestApp, recorder: RecordingApp, size: int
+) -> None:
+    """A multipart chunk's size is known only once streamed: a stored chunk is not touched."""
+    data = payload(9)
+    chunks = client_cut(data, 4)
+    uid = post_chunk(app, "octet", first(9, 3, 0), chunks[0]).json["uploadUid"]
+    assert post_chunk(app, "octet", later(uid, 3, 1), chunks[1]).status_int == 200
+    refused = post_chunk(app, "multipart", later(uid, 3, 0), b"\xff" * size)
+    assert refused.status_int == 400
+    assert post_chunk(app, "octet", later(uid, 3, 2), chunks[2]).json["complete"] is True
+    [call] = recorder.calls
+    assert call["sha256"] == sha256(data)
+
+
+@pytest.mark.parametrize(
+    ("number", "size", "message"),
+    [
+        pytest.param(2, 2, "chunk 2 has 2 bytes: ", id="last-chunk-fits-no-cut"),
+        pytest.param(0, 2, "chunk 0 has 2 bytes: ", id="chunk-below-every-cut"),
+        pytest.param(1, 5, "chunk 1 is larger than 4 bytes: ", id="chunk-above-every-cut"),
+    ],
+)
+def test_a_multipart_first_chunk_that_fits_no_cut_leaves_nothing(
+    app: TestApp, tmp_path: Path, number: int, size: int, message: str
+) -> None:
+    """Before any size is pinned, a multipart chunk is staged: checked, then placed."""
+    refused = post_chunk(app, "multipart", first(9, 3, number), b"\xff" * size)
+    assert refused.status_int == 400
+    rule = "ceil(totalSize / S) == chunkCount (S from 3 to 4 bytes)"
+    assert refused.json["error"].startswith(message) and rule in refused.json["error"]
+    assert stored_ids(tmp_path) == []
+
+
 # -- the first chunk: layout and limits -------------------------------------------------------
 
 MAX_SIZE = 200_000
@@ -250,8 +398,17 @@ MAX_SIZE = 200_000
         pytest.param(10, 11, 0, 1, 400, id="more-chunks-than-bytes"),
         pytest.param(0, 2, 0, 0, 400, id="zero-byte-file-in-two-chunks"),
         pytest.param(10, 2, 2, 5, 400, id="chunk-number-equals-count"),
-        pytest.param(10, 2, 1, 4, 400, id="chunk-too-short"),
-        pytest.param(10, 2, 1, 6, 400, id="chunk-too-long"),
+        pytest.param(10, 2, 1, 4, 200, id="short-last-chunk-implies-a-larger-cut"),
+        pytest.param(10, 2, 1, 6, 400, id="last-chunk-too-long-for-any-cut"),
+        pytest.param(9, 3, 0, 3, 200, id="even-cut-first-chunk"),
+        pytest.param(9, 3, 0, 4, 200, id="client-cut-first-chunk"),
+        pytest.param(9, 3, 1, 4, 200, id="client-cut-middle-chunk"),
+        pytest.param(9, 3, 2, 1, 200, id="client-cut-last-chunk"),
+        pytest.param(9, 3, 2, 3, 200, id="even-cut-last-chunk"),
+        pytest.param(9, 3, 0, 2, 400, id="chunk-too-small-for-chunkCount"),
+        pytest.param(9, 3, 1, 5, 400, id="chunk-too-large-for-chunkCount"),
+        pytest.param(9, 3, 2, 2, 400, id="last-chunk-fits-no-cut"),
+        pytest.param(10, 1, 0, 9, 400, id="single-chunk-short-of-the-file"),
         pytest.param(10, 2, 0, 0, 400, id="chunk-empty"),
         pytest.param(MAX_SIZE, 1, 0, MAX_SIZE, 200, id="total-equals-max-size"),
         pytest.param(MAX_SIZE + 1, 2, 0, MAX_SIZE // 2 + 1, 413, id="total-above-max-size"),
@@ -634,11 +791,12 @@ def test_a_chunk_of_known_wrong_size_is_refused_before_anything_happens(
     wrapped, app = make(on_create=lambda environ, info: seen.append(info))
     refused = post_chunk(app, sized_transport, first(10, 2, 0), b"\xff" * 4)
     assert refused.status_int == 400
-    assert "must be 5 bytes" in refused.json["error"]
+    assert "ceil(totalSize / S) == chunkCount (S from 5 to 9 bytes)" in refused.json["error"]
     assert seen == []
     uid = start(app, bytes(10), 2, 1)
     refused = post_chunk(app, sized_transport, later(uid, 2, 0), b"\xff" * 4)
     assert refused.status_int == 400
+    assert "fixed its chunk size at 5 bytes" in refused.json["error"]
     assert b"\xff" not in Path(wrapped.storage.data_path(uid)).read_bytes()
 
 
@@ -736,3 +894,50 @@ def test_last_chunks_sent_at_once_complete_exactly_once_F15(
         assert len(calls) == 1, f"round {round_number}: {len(calls)} hand-offs"
         assert calls[0]["sha256"] == sha256(data)
     assert len(recorder.calls) == ROUNDS
+
+
+def test_both_cuts_in_parallel_give_byte_identical_files(
+    live: str, recorder: RecordingApp
+) -> None:
+    """Two uploads of one file, at the client's chunk size and at ceil(total / count).
+
+    Each starts with its last chunk (which pins the size; multipart for one of
+    them, so it is staged), then every other chunk of both is sent at once.
+    """
+    data = payload(CHUNKS * CHUNK_SIZE - 123, seed=7)
+    client_size = CHUNK_SIZE + 1000
+    count = -(-len(data) // client_size)
+    cuts = {"client": client_cut(data, client_size), "ceil": chunks_of(data, count)}
+    assert len(cuts["client"]) == len(cuts["ceil"]) == count
+    assert len(cuts["client"][0]) != len(cuts["ceil"][0])
+    uids = {}
+    for name, transport in (("client", "multipart"), ("ceil", "octet")):
+        chunks = cuts[name]
+        answer = send_live(live, transport, first(len(data), count, count - 1), chunks[-1])
+        uids[name] = answer["uploadUid"]
+    jobs = [
+        (name, number, TRANSPORTS[(number + index) % len(TRANSPORTS)])
+        for index, name in enumerate(cuts)
+        for number in range(count - 1)
+    ]
+    random.Random(3).shuffle(jobs)
+    barrier = threading.Barrier(len(jobs))
+    errors: list[BaseException] = []
+
+    def send_one(name: str, number: int, transport: str) -> None:
+        try:
+            barrier.wait(10)
+            send_live(live, transport, later(uids[name], count, number), cuts[name][number])
+        except BaseException as error:  # reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=send_one, args=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    by_id = {call["upload_id"]: call for call in recorder.calls}
+    assert sorted(by_id) == sorted(uids.values()) and len(recorder.calls) == 2
+    for uid in uids.values():
+        assert by_id[uid]["sha256"] == sha256(data)

@@ -34,6 +34,7 @@ def remote_user(environ: dict[str, Any]) -> str:
 
 
 PROTOCOL_NAMES = ("tus", "uid", "flowjs", "resumablejs")
+MAX_CLEANUP_INTERVAL = 600.0  # seconds: the longest default gap between two sweeps
 DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
 
 
@@ -45,6 +46,7 @@ class Settings:
     tmp_file_dir: str = os.path.join(tempfile.gettempdir(), "tus_filter")
     max_size: int | None = None
     upload_valid_duration: int = 86400
+    cleanup_interval: float | None = None
     protocols: tuple[str, ...] = PROTOCOL_NAMES
     checksum_algorithms: tuple[str, ...] = DEFAULT_CHECKSUM_ALGORITHMS
     lock_timeout: float = 10.0
@@ -66,6 +68,8 @@ class Settings:
             _fail("max_size", self.max_size, "must not be negative")
         if self.upload_valid_duration < 0:
             _fail("upload_valid_duration", self.upload_valid_duration, "must not be negative")
+        if self.cleanup_interval is not None and not self.cleanup_interval > 0:
+            _fail("cleanup_interval", self.cleanup_interval, "must be positive")
         unknown = [name for name in self.protocols if name not in PROTOCOL_NAMES]
         if unknown or not self.protocols:
             _fail("protocols", self.protocols, f"choose from {', '.join(PROTOCOL_NAMES)}")
@@ -88,6 +92,14 @@ class Settings:
     def expires(self) -> bool:
         """Whether unfinished uploads expire (drives the tus expiration extension)."""
         return self.upload_valid_duration > 0
+
+    @property
+    def sweep_interval(self) -> float:
+        """Seconds between two background sweeps: ``cleanup_interval``, or by default
+        ``min(600, upload_valid_duration / 2)``."""
+        if self.cleanup_interval is not None:
+            return self.cleanup_interval
+        return min(MAX_CLEANUP_INTERVAL, self.upload_valid_duration / 2)
 
 
 def _fail(option: str, value: object, why: str) -> None:
@@ -157,6 +169,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "tmp_file_dir": str.strip,
     "max_size": parse_size,
     "upload_valid_duration": int,
+    "cleanup_interval": _seconds,
     "protocols": parse_list,
     "checksum_algorithms": parse_list,
     "lock_timeout": _seconds,

@@ -35,11 +35,19 @@ class UploadNotFound(TusFilterError):
 
 
 class UploadExpired(UploadNotFound):
-    """Past its expiry; still a kind of "not found" for code that does not care."""
+    """Past its expiry; still a kind of "not found" for code that does not care.
+
+    ``upload_id`` names the expired upload, so that whoever catches the error
+    can remove it at once (:meth:`~tus_filter.storage.Storage.discard_expired`).
+    """
 
     status = 410
     code = "expired"
     default_message = "upload expired"
+
+    def __init__(self, message: str | None = None, *, upload_id: str | None = None):
+        super().__init__(message)
+        self.upload_id = upload_id
 
 
 class UploadLocked(TusFilterError):

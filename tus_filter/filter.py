@@ -17,7 +17,7 @@ from .config import (
     settings_from_options,
 )
 from .cors import CorsPolicy
-from .errors import TusFilterError, UploadIncomplete, UploadNotFound
+from .errors import TusFilterError, UploadExpired, UploadIncomplete, UploadNotFound
 from .handoff import call_app, merge
 from .http import Response, status_line
 from .incoming import UploadRequest
@@ -31,8 +31,6 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
 
 log = logging.getLogger("tus_filter")
-
-CLEANUP_INTERVAL = 600.0  # seconds between two sweeps for expired uploads, per process
 
 
 class TusFilter:
@@ -50,6 +48,8 @@ class TusFilter:
     * ``max_size`` — largest upload in bytes (``None``: no limit).
     * ``upload_valid_duration`` — seconds an unfinished upload lives after its
       last request, and a finished one after completion (``0``: forever).
+    * ``cleanup_interval`` — seconds between two background sweeps for expired
+      uploads (default ``min(600, upload_valid_duration / 2)``).
     * ``protocols`` — enabled strategies: ``tus``, ``uid``, ``flowjs``, ``resumablejs``.
     * ``checksum_algorithms`` — tus checksum extension (empty: disabled).
     * ``lock_timeout`` — seconds to wait for an upload's lock.
@@ -73,6 +73,7 @@ class TusFilter:
         tmp_file_dir: str | None = None,
         max_size: int | None = None,
         upload_valid_duration: int = 86400,
+        cleanup_interval: float | None = None,
         protocols: Iterable[str] = PROTOCOL_NAMES,
         checksum_algorithms: Iterable[str] = DEFAULT_CHECKSUM_ALGORITHMS,
         lock_timeout: float = 10.0,
@@ -90,6 +91,7 @@ class TusFilter:
             tmp_file_dir=tmp_file_dir,
             max_size=max_size,
             upload_valid_duration=upload_valid_duration,
+            cleanup_interval=cleanup_interval,
             protocols=tuple(protocols),
             checksum_algorithms=tuple(checksum_algorithms),
             lock_timeout=lock_timeout,
@@ -116,7 +118,7 @@ class TusFilter:
             methods=_union([*p.methods, "OPTIONS"] for p in self.protocols),
             expose=_union(p.expose_headers for p in self.protocols),
         )
-        self._sweeper = _Sweeper(self.storage.cleanup, CLEANUP_INTERVAL)
+        self._sweeper = _Sweeper(self.storage.cleanup, self.settings.sweep_interval)
 
     # -- WSGI -----------------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ class TusFilter:
         if subpath is None:
             return self.app(environ, start_response)
         if self.settings.expires:
-            self._sweeper.maybe_start()
+            self._sweeper.tick()
         if self.cors.is_preflight(environ):
             return self._respond(environ, start_response, self.cors.preflight(environ))
         request = UploadRequest(
@@ -184,7 +186,11 @@ class TusFilter:
         expired; :class:`~tus_filter.UploadExpired` is a subclass) or
         :class:`~tus_filter.UploadIncomplete`.
         """
-        record = self.storage.load(upload_id)
+        try:
+            record = self.storage.load(upload_id)
+        except UploadExpired:
+            self.storage.discard_expired(upload_id)
+            raise
         if record.concat == "partial":
             raise UploadNotFound()  # a piece of a tus concatenation, never a file of its own
         if not record.is_complete:
@@ -204,20 +210,29 @@ def _union(groups: Iterable[Iterable[str]]) -> list[str]:
 
 
 class _Sweeper:
-    """Runs ``cleanup`` in a background thread at most every ``interval`` seconds."""
+    """Runs ``cleanup`` in a background thread every ``interval`` seconds, driven by requests.
+
+    :meth:`tick` (on every request under ``upload_path``) starts a sweep once
+    one is due.  The first is due one interval after the first request, never
+    during it: a process does not sweep under the feet of the requests that
+    started it, and starts no thread before it serves (no thread crosses a
+    pre-fork).  Requests themselves remove the expired uploads they find.
+    """
 
     def __init__(self, cleanup: Callable[[], int], interval: float):
         self._cleanup = cleanup
-        self._interval = interval
-        self._next = 0.0
+        self.interval = interval
+        self._next: float | None = None
         self._lock = threading.Lock()
 
-    def maybe_start(self) -> None:
+    def tick(self) -> None:
         with self._lock:
             now = time.monotonic()
+            if self._next is None:
+                self._next = now + self.interval
             if now < self._next:
                 return
-            self._next = now + self._interval
+            self._next = now + self.interval
         threading.Thread(target=self._run, name="tus_filter-cleanup", daemon=True).start()
 
     def _run(self) -> None:

@@ -89,7 +89,14 @@ class Protocol(ABC):
         return error.status
 
     def error_response(self, error: TusFilterError) -> Response:
-        """The one place an error becomes a response for this protocol's clients."""
+        """The one place an error becomes a response for this protocol's clients.
+
+        An upload this request found expired is removed now, not at the next
+        sweep (errors are rendered once the request holds no lock); the next
+        request for it finds no upload at all.
+        """
+        if isinstance(error, UploadExpired) and error.upload_id is not None:
+            self.storage.discard_expired(error.upload_id)
         status = self.status_for(error)
         response = self.render_error(status, error)
         if status == 503:

@@ -1,13 +1,17 @@
 """What the chunk-numbered protocols share: layout maths and exactly-once chunk bookkeeping.
 
 flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
-into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest.
-Each chunk is written straight into the upload's data file at its offset
-(positional writes to disjoint ranges need no lock, so parallel chunks really
-run in parallel), and marked as received, under the upload's lock, only
-after it was written completely with exactly its expected size.  Completing
-an upload is therefore a bookkeeping step whose cost does not grow with the
-file: there is nothing to concatenate.
+into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest
+(:class:`Layout`; the uid protocol accepts any :class:`UniformCut`).  What a
+chunk teaches about the layout is pinned in the record under the lock
+(:meth:`ChunkStore.pin`).  Each chunk is written straight into the upload's
+data file at its offset (positional writes to disjoint ranges need no lock,
+so parallel chunks really run in parallel), and marked as received, under
+the upload's lock, only after it was written completely with exactly its
+expected size.  A chunk whose place follows from its size, or one of unknown
+size that would replace a stored chunk, is staged first (``Storage.staged``).
+Completing an upload is therefore a bookkeeping step whose cost does not grow
+with the file: there is nothing to concatenate.
 """
 
 from __future__ import annotations
@@ -70,6 +74,56 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class UniformCut:
+    """The ways of cutting ``total`` bytes into ``count`` chunks of one size but the last.
+
+    A chunk size ``S`` fits when ``ceil(total / S) == count`` (every chunk
+    non-empty); :attr:`sizes` are all that fit.  Chunk ``i`` of a chunk that
+    is not the last starts at ``i * S``, the last ends at ``total``.  A single
+    chunk is the whole file (its size is ``max(1, total)`` by convention), so
+    a 0-byte file is one empty chunk.
+    """
+
+    total: int
+    count: int
+
+    @property
+    def sizes(self) -> range:
+        if self.count == 1:
+            return range(max(1, self.total), max(1, self.total) + 1)
+        smallest = -(-self.total // self.count)
+        largest = (self.total - 1) // (self.count - 1)  # (count - 1) * S < total
+        return range(max(1, smallest), largest + 1)
+
+    def layout(self, chunk_size: int) -> Layout:
+        return Layout(self.total, chunk_size, self.count)
+
+    def size_of(self, index: int, length: int) -> int:
+        """The chunk size that chunk ``index`` of ``length`` bytes implies; 400 if none fits."""
+        if index < self.count - 1:
+            size = length
+        elif self.count == 1:
+            size = self.sizes[0] if length == self.total else 0
+        else:
+            before, rest = divmod(self.total - length, self.count - 1)
+            size = before if length > 0 and rest == 0 else 0
+        if size not in self.sizes:
+            raise BadRequest(f"chunk {index} has {length} bytes: {self.rule()}")
+        return size
+
+    def rule(self) -> str:
+        """The cut rule, worded for an error message about a chunk that breaks it."""
+        sizes = self.sizes
+        if self.count == 1:
+            return f"a single chunk is the whole file ({self.total} bytes)"
+        return (
+            "the chunks before the last must share one size S with "
+            f"ceil(totalSize / S) == chunkCount (S from {sizes[0]} to {sizes[-1]} bytes), "
+            "and the last chunk ends at totalSize"
+        )
+
+
+@dataclass(frozen=True)
 class ChunkResult:
     """``complete``: the upload is finished (now or earlier).
 
@@ -94,9 +148,12 @@ class ChunkStore:
         self.storage = protocol.storage
 
     def find(self, request: UploadRequest, upload_id: str) -> UploadRecord | None:
-        """The live record, or ``None`` (never created, deleted, expired, or not ours)."""
+        """The live record, or ``None`` (unknown, deleted, not ours, or expired: then removed)."""
         try:
             return self.protocol.own_record(request, upload_id)
+        except UploadExpired:
+            self.storage.discard_expired(upload_id)
+            return None
         except UploadNotFound:
             return None
 
@@ -123,28 +180,70 @@ class ChunkStore:
                 self.storage.create(record)
                 return record
 
+    def pin(self, upload_id: str, settle: Callable[[UploadRecord], bool]) -> None:
+        """Record what a chunk taught about the upload's layout, under its lock.
+
+        ``settle(record)`` raises :class:`BadRequest` if the record already
+        holds something else, and returns whether it changed the record.
+        """
+        with self.storage.lock(upload_id):
+            record = self.storage.load(upload_id)
+            if not record.is_complete and settle(record):
+                self.storage.save(record)
+
     def write(
-        self, record: UploadRecord, index: int, layout: Layout, blocks: Iterable[bytes]
+        self, record: UploadRecord, index: int, layout: Layout, blocks: Iterable[bytes],
+        *, stage_resent: bool = False, rule: str = "",
     ) -> ChunkResult:
         """Store chunk ``index`` from ``blocks``; it must be exactly ``layout.size(index)`` bytes.
 
-        A chunk of the wrong size raises :class:`BadRequest` and is not marked
-        (its bytes may stay in the data file; a re-sent chunk overwrites them).
+        A chunk of the wrong size raises :class:`BadRequest` and is not marked.
         Bytes beyond the chunk's range are never written, and nothing is
         written once the upload is complete (see ``Storage.chunk_writers``).
+        An unstored chunk streams into its range; if its size turns out wrong,
+        bytes of it may stay there, uncounted.  A chunk already stored is
+        overwritten the same way, unless ``stage_resent`` (for chunks whose
+        size is known only once read): then it is staged, and replaces the
+        stored one only with exactly its size.
+        ``rule`` (the protocol's cut rule) ends the message of a size error.
         """
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
             current = self.storage.load(record.upload_id)
             if current.is_complete:
-                for _ in blocks:  # drain: a retry after a lost response is harmless
-                    pass
+                _drain(blocks)  # a retry after a lost response is harmless
                 return ChunkResult(True)
             expected = layout.size(index)
-            written = self.storage.write_at(
-                record.upload_id, layout.start(index), _exactly(blocks, expected)
-            )
-        if written != expected:
-            raise BadRequest(f"chunk {index} has {written} bytes, expected {expected}")
+            bounded = _exactly(blocks, index, expected, rule)
+            if stage_resent and current.has_chunk(index):
+                with self.storage.staged(record.upload_id, bounded) as chunk:
+                    _check_size(index, chunk.size, expected, rule)
+                    chunk.place(layout.start(index))
+            else:
+                written = self.storage.write_at(record.upload_id, layout.start(index), bounded)
+                _check_size(index, written, expected, rule)
+        return self._mark(record.upload_id, index, created=current.created)
+
+    def write_unplaced(
+        self, record: UploadRecord, index: int, blocks: Iterable[bytes],
+        *, limit: int, place: Callable[[int], Layout], rule: str = "",
+    ) -> ChunkResult:
+        """Store chunk ``index`` whose range is known only from its size.
+
+        The chunk (at most ``limit`` bytes) is staged; ``place(size)`` checks
+        the size, may pin the layout it implies (:meth:`pin`), and returns that
+        layout; only then is the chunk copied into its range.  ``rule`` as
+        for :meth:`write`.
+        """
+        with self.storage.chunk_writers(record.upload_id, exclusive=False):
+            current = self.storage.load(record.upload_id)
+            if current.is_complete:
+                _drain(blocks)
+                return ChunkResult(True)
+            bounded = _exactly(blocks, index, limit, rule)
+            with self.storage.staged(record.upload_id, bounded) as chunk:
+                layout = place(chunk.size)
+                _check_size(index, chunk.size, layout.size(index))
+                chunk.place(layout.start(index))
         return self._mark(record.upload_id, index, created=current.created)
 
     def _mark(self, upload_id: str, index: int, *, created: float) -> ChunkResult:
@@ -183,11 +282,27 @@ class ChunkStore:
         return ChunkResult(False)
 
 
-def _exactly(blocks: Iterable[bytes], expected: int) -> Iterator[bytes]:
+def _check_size(index: int, written: int, expected: int, rule: str = "") -> None:
+    if written != expected:
+        message = f"chunk {index} has {written} bytes, expected {expected}"
+        raise BadRequest(_with_rule(message, rule))
+
+
+def _with_rule(message: str, rule: str) -> str:
+    return f"{message}: {rule}" if rule else message
+
+
+def _drain(blocks: Iterable[bytes]) -> None:
+    for _ in blocks:
+        pass
+
+
+def _exactly(blocks: Iterable[bytes], index: int, expected: int, rule: str = "") -> Iterator[bytes]:
     """Pass ``blocks`` through, refusing (before writing) any byte beyond ``expected``."""
     seen = 0
     for block in blocks:
         seen += len(block)
         if seen > expected:
-            raise BadRequest(f"chunk is larger than the expected {expected} bytes")
+            message = f"chunk {index} is larger than {expected} bytes"
+            raise BadRequest(_with_rule(message, rule))
         yield block

@@ -440,15 +440,17 @@ class FlowLikeProtocol(Protocol):
 
     def _pin(self, key: str, shape: Shape, mode: str) -> None:
         """Record the layout mode once learnt; a concurrent contrary pin is a bad request."""
-        with self.storage.lock(key):
-            record = self.storage.load(key)
-            if record.is_complete or record.layout == mode:
-                return
+
+        def settle(record: UploadRecord) -> bool:
+            if record.layout == mode:
+                return False
             if record.layout is not None:
                 raise BadRequest("the chunk contradicts the upload's earlier chunks")
             record.layout = mode
             record.chunk_count = shape.count(mode)
-            self.storage.save(record)
+            return True
+
+        self.chunks.pin(key, settle)
 
 
 def _file_then_finish(part: FilePart, form: Form) -> Iterator[bytes]:

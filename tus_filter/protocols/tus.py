@@ -28,6 +28,7 @@ from ..errors import (
     TusFilterError,
     UnsupportedMediaType,
     UnsupportedVersion,
+    UploadExpired,
     UploadLocked,
     UploadNotFound,
 )
@@ -282,9 +283,8 @@ class TusProtocol(Protocol):
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
         try:
-            for part_id, partial in partials.items():
-                if not partial.is_complete:
-                    self._await_partial(request, part_id, record.upload_id)
+            for part_id in partials:
+                self._await_partial(request, part_id, record.upload_id)
             try:
                 completed = self._settle_final(record.upload_id)
             except UploadLocked:
@@ -336,21 +336,31 @@ class TusProtocol(Protocol):
         try:
             partial = self.own_record(request, part_id)
         except UploadNotFound as error:
+            if isinstance(error, UploadExpired):
+                self.storage.discard_expired(part_id)
             raise BadRequest(f"Upload-Concat: upload {part_id}: {error.message}") from None
         if partial.concat != PARTIAL:
             raise BadRequest(f"Upload-Concat: upload {part_id} is not a partial upload")
         return partial
 
     def _await_partial(self, request: UploadRequest, part_id: str, final_id: str) -> None:
-        """Register ``final_id`` with an unfinished partial (concatenation-unfinished).
+        """Register ``final_id`` with a partial it names.
 
-        One final at a time may wait for an unfinished partial, so that the
-        PATCH completing the partial completes at most one final (a request
-        hands at most one upload to the application).
+        A partial lives as long as an unfinished final in its ``finals`` (the
+        storage's expiry rule), so a finished partial cannot expire while its
+        final waits for a slower one.  One final at a time may wait for an
+        unfinished partial (concatenation-unfinished), so that the PATCH
+        completing the partial completes at most one final (a request hands
+        at most one upload to the application).
         """
         with self.storage.lock(part_id):
             partial = self.own_record(request, part_id)
             if partial.is_complete:
+                # Finals that are gone or assembled need it no more: the list stays short.
+                partial.finals = [
+                    f for f in partial.finals if f != final_id and self._waits(f)
+                ] + [final_id]
+                self.storage.save(partial)
                 return
             waiting = [f for f in partial.finals if f != final_id and self._exists(f)]
             if waiting:
@@ -388,6 +398,13 @@ class TusProtocol(Protocol):
         except UploadNotFound:
             return False
         return True
+
+    def _waits(self, final_id: str) -> bool:
+        """Whether ``final_id`` is a live final that is not assembled yet."""
+        try:
+            return not self.storage.load(final_id).is_complete
+        except UploadNotFound:
+            return False
 
     # -- PATCH -------------------------------------------------------------------------------------
 

@@ -20,11 +20,21 @@ travel in exactly one place (also in the query string → 400):
 * any other type (normally ``application/octet-stream``): the fields in the
   query string, the body is the chunk.
 
-Chunk ``i`` covers ``[i * C, i * C + size(i))`` with ``C = ceil(totalSize /
-chunkCount)`` and the last chunk taking the rest; ``chunkCount`` must make
-every chunk non-empty (``chunkCount == max(1, ceil(totalSize / C))``), except
-the single empty chunk of a 0-byte file.  The first request (empty
-``uploadUid``, any chunk number) creates the upload; the answer is always
+Chunks follow one uniform cut (``chunked.UniformCut``): every chunk but the
+last has one size ``S`` with ``ceil(totalSize / S) == chunkCount``, chunk
+``i`` starts at ``i * S`` and the last one ends at ``totalSize``.  Both the
+client's own chunk size and ``ceil(totalSize / chunkCount)`` are such cuts.
+The first chunk whose size is known fixes ``S`` (pinned in the record under
+the lock; the last chunk implies ``S = (totalSize - len) / (chunkCount - 1)``);
+later chunks must agree.  Octet-stream and JSON chunks are checked before a
+byte is written.  A multipart chunk's size is known only once it has
+streamed: with ``S`` pinned it streams into its range (never past it) and
+counts only with exactly its size, and a re-sent chunk that is already
+stored is staged and checked before it replaces the stored one; before ``S``
+is pinned (the upload's first request) the chunk is staged, and copied to
+the place its size implies.  Only a 0-byte file has an empty chunk (its one
+chunk).  The first request (empty ``uploadUid``, any chunk number) creates
+the upload; the answer is always
 ``200 {"uploadUid": ..., "complete": ...}``.  Later requests repeat
 ``fileName``/``totalSize``/``chunkCount`` at will, but must not change them.
 
@@ -58,7 +68,15 @@ from ..incoming import UploadRequest
 from ..storage import Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
-from .chunked import MAX_CHUNKS, ChunkStore, Layout, check_filename, parse_decimal
+from .chunked import (
+    MAX_CHUNKS,
+    ChunkResult,
+    ChunkStore,
+    Layout,
+    UniformCut,
+    check_filename,
+    parse_decimal,
+)
 
 MAX_JSON_CONTENT = 1024 * 1024  # decoded bytes of one base64 chunk: JSON bodies sit in memory
 # The largest JSON body read at all: the base64 of MAX_JSON_CONTENT plus room
@@ -101,15 +119,17 @@ class UidProtocol(Protocol):
         chunk = _parse(content.fields)
         created = not chunk.upload_uid
         if created:
-            layout = self._new_layout(chunk)
-            _check_chunk(chunk.number, layout, content.size)
-            record = self._create(request, chunk, layout)
+            cut = self._new_cut(chunk)
+            size = _chunk_size(cut, chunk.number, content.size, pinned=None)
+            record = self._create(request, chunk, cut, size)
         else:
             record = self._existing(request, chunk)
-            layout = Layout(record.length or 0, record.chunk_size or 1, record.chunk_count or 1)
-            _check_chunk(chunk.number, layout, content.size)
+            cut = UniformCut(record.length or 0, record.chunk_count or 1)
+            size = _chunk_size(cut, chunk.number, content.size, pinned=record.chunk_size)
+            if size is not None and record.chunk_size is None:
+                self._pin(record.upload_id, size)
         try:
-            result = self.chunks.write(record, chunk.number, layout, content.blocks)
+            result = self._write(record, chunk.number, cut, size, content)
         except BaseException:
             if created:  # nobody was told this id: leave nothing behind
                 self.discard(record.upload_id)
@@ -119,23 +139,32 @@ class UidProtocol(Protocol):
 
     # -- steps ----------------------------------------------------------------------------
 
-    def _new_layout(self, chunk: _Chunk) -> Layout:
+    def _new_cut(self, chunk: _Chunk) -> UniformCut:
         total = _required(chunk.total_size, "totalSize")
         _required(chunk.file_name, "fileName")
         limit = self.settings.max_size
         if limit is not None and total > limit:
             raise PayloadTooLarge(f"totalSize {total} exceeds the maximum of {limit} bytes")
-        return layout_for(total, chunk.count)
+        if not 1 <= chunk.count <= MAX_CHUNKS:
+            raise BadRequest(f"chunkCount must be from 1 to {MAX_CHUNKS}")
+        cut = UniformCut(total, chunk.count)
+        if not cut.sizes:
+            raise BadRequest(
+                f"chunkCount {chunk.count} does not fit totalSize {total}: no chunk size S "
+                "gives ceil(totalSize / S) == chunkCount without empty chunks"
+            )
+        return cut
 
-    def _create(self, request: UploadRequest, chunk: _Chunk, layout: Layout) -> UploadRecord:
+    def _create(
+        self, request: UploadRequest, chunk: _Chunk, cut: UniformCut, size: int | None
+    ) -> UploadRecord:
         record = UploadRecord(
             upload_id=self.storage.new_id(),
             protocol=self.name,
-            length=layout.total,
+            length=cut.total,
             filename=chunk.file_name,
-            chunk_size=layout.chunk_size,
-            chunk_count=layout.count,
-            layout="ceil",
+            chunk_size=size,
+            chunk_count=cut.count,
             scope=self.scope_of(request),
         )
         self.run_on_create(request, self.info_of(record))
@@ -155,25 +184,74 @@ class UidProtocol(Protocol):
                 raise BadRequest(f"{name} differs from the value the upload was created with")
         return record
 
-def layout_for(total: int, count: int) -> Layout:
-    """The layout of ``count`` chunks over ``total`` bytes; none but a 0-byte file's is empty."""
-    if not 1 <= count <= MAX_CHUNKS:
-        raise BadRequest(f"chunkCount must be from 1 to {MAX_CHUNKS}")
-    chunk_size = max(1, -(-total // count))
-    if count != max(1, -(-total // chunk_size)):
-        raise BadRequest(
-            f"chunkCount {count} does not fit totalSize {total}: chunks of {chunk_size} bytes "
-            "would leave the last ones empty"
+    def _pin(self, upload_id: str, size: int) -> None:
+        """Record the chunk size a chunk implied; a contrary size already pinned is a 400."""
+
+        def settle(record: UploadRecord) -> bool:
+            if record.chunk_size == size:
+                return False
+            if record.chunk_size is not None:
+                raise BadRequest(_pinned_rule(record.chunk_size))
+            record.chunk_size = size
+            return True
+
+        self.chunks.pin(upload_id, settle)
+
+    def _write(
+        self, record: UploadRecord, number: int, cut: UniformCut, size: int | None,
+        content: _Content,
+    ) -> ChunkResult:
+        if size is not None:
+            return self.chunks.write(
+                record, number, cut.layout(size), content.blocks,
+                stage_resent=content.size is None, rule=_rule(cut, size),
+            )
+
+        def place(length: int) -> Layout:
+            implied = cut.size_of(number, length)
+            self._pin(record.upload_id, implied)
+            return cut.layout(implied)
+
+        # A multipart chunk of an upload whose chunk size nobody has told yet
+        # (its first request): where it goes follows from its size.
+        return self.chunks.write_unplaced(
+            record, number, content.blocks, limit=cut.sizes[-1], place=place, rule=cut.rule()
         )
-    return Layout(total, chunk_size, count)
 
 
-def _check_chunk(number: int, layout: Layout, declared_size: int | None) -> None:
-    if number >= layout.count:
-        raise BadRequest(f"chunkNumber must be below chunkCount ({layout.count})")
-    expected = layout.size(number)
-    if declared_size is not None and declared_size != expected:
-        raise BadRequest(f"chunk {number} must be {expected} bytes, got {declared_size}")
+def _chunk_size(
+    cut: UniformCut, number: int, length: int | None, *, pinned: int | None
+) -> int | None:
+    """The upload's chunk size once chunk ``number`` of ``length`` bytes is accepted.
+
+    ``None`` while unknown: no size pinned, and the chunk's length is known
+    only once it has been read (multipart).  Checks the chunk against the
+    pinned size, or against every size of the cut.
+    """
+    if number >= cut.count:
+        raise BadRequest(f"chunkNumber must be below chunkCount ({cut.count})")
+    if pinned is not None:
+        expected = cut.layout(pinned).size(number)
+        if length is not None and length != expected:
+            raise BadRequest(
+                f"chunk {number} has {length} bytes, expected {expected}: {_rule(cut, pinned)}"
+            )
+        return pinned
+    if cut.count == 1:
+        return cut.size_of(number, length) if length is not None else cut.sizes[0]
+    return None if length is None else cut.size_of(number, length)
+
+
+def _rule(cut: UniformCut, pinned: int) -> str:
+    """The rule a chunk of an upload with chunk size ``pinned`` must follow."""
+    return cut.rule() if cut.count == 1 else _pinned_rule(pinned)
+
+
+def _pinned_rule(size: int) -> str:
+    return (
+        f"the upload's earlier chunks fixed its chunk size at {size} bytes; every chunk "
+        "but the last has that size, and the last ends at totalSize"
+    )
 
 
 # -- parameters -------------------------------------------------------------------------------

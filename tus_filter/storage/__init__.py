@@ -1,6 +1,9 @@
 """Storage: the contract (``base``) and the filesystem implementation."""
 
-from .base import COMPLETE, UPLOADING, Storage, UploadExists, UploadRecord
+from .base import COMPLETE, UPLOADING, StagedChunk, Storage, UploadExists, UploadRecord
 from .filesystem import FilesystemStorage
 
-__all__ = ["COMPLETE", "UPLOADING", "FilesystemStorage", "Storage", "UploadExists", "UploadRecord"]
+__all__ = [
+    "COMPLETE", "UPLOADING", "FilesystemStorage", "StagedChunk", "Storage", "UploadExists",
+    "UploadRecord",
+]

@@ -52,7 +52,9 @@ class UploadRecord:
     Fields a protocol does not use stay at their defaults.  ``touched`` is the
     time of the last request that changed the upload: unfinished uploads
     expire ``upload_valid_duration`` seconds after it, finished ones that long
-    after ``completed``.
+    after ``completed``.  An upload named in ``finals`` lives at least as long
+    as every unfinished upload listed there (a tus partial, while a final
+    that names it waits for its other partials).
     """
 
     upload_id: str
@@ -72,7 +74,7 @@ class UploadRecord:
     concat: str | None = None  # "partial" or "final"
     concat_header: str | None = None  # the final's Upload-Concat, echoed on HEAD
     parts: list[str] = field(default_factory=list)  # a final's partials, in order
-    finals: list[str] = field(default_factory=list)  # finals waiting for this partial
+    finals: list[str] = field(default_factory=list)  # finals naming this partial: see above
     # chunk-numbered protocols (flow.js, resumable.js, uid)
     chunk_size: int | None = None
     chunk_count: int | None = None
@@ -119,6 +121,16 @@ class UploadRecord:
         return cls(**{key: value for key, value in data.items() if key in known})
 
 
+class StagedChunk(ABC):
+    """Bytes set aside by :meth:`Storage.staged`; ``size`` of them."""
+
+    size: int
+
+    @abstractmethod
+    def place(self, offset: int) -> None:
+        """Copy the staged bytes into the data file from ``offset`` (durable on return)."""
+
+
 class Storage(ABC):
     """Upload records, data files and per-upload locks (see the module docstring)."""
 
@@ -148,7 +160,11 @@ class Storage(ABC):
 
     @abstractmethod
     def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
-        """The record; ``UploadNotFound``, or ``UploadExpired`` once past its expiry."""
+        """The record; ``UploadNotFound``, or ``UploadExpired`` once past its expiry.
+
+        The expiry is the record's own (:meth:`UploadRecord.expires_at`) or,
+        if later, that of an unfinished upload in its ``finals``.
+        """
 
     @abstractmethod
     def save(self, record: UploadRecord) -> None:
@@ -160,6 +176,18 @@ class Storage(ABC):
 
         If ``blocks`` raises, the bytes written so far stay written and the
         error propagates; the caller decides whether they count.
+        """
+
+    @abstractmethod
+    def staged(
+        self, upload_id: str, blocks: Iterable[bytes]
+    ) -> AbstractContextManager[StagedChunk]:
+        """Write ``blocks`` aside, not into the data file, until their place is known.
+
+        For a chunk whose size, and so whether and where it belongs, is known
+        only once it has been read whole.  The staged bytes are gone when the
+        context ends; if ``blocks`` raises, the error propagates and nothing
+        is left behind.
         """
 
     @abstractmethod
@@ -177,6 +205,15 @@ class Storage(ABC):
     @abstractmethod
     def data_path(self, upload_id: str) -> str:
         """Where the upload's bytes are (the hand-off's ``Upload.path``)."""
+
+    @abstractmethod
+    def discard_expired(self, upload_id: str) -> bool:
+        """Delete the upload if it is past its expiry and no request holds it.
+
+        Whether it was deleted.  Never waits: an upload whose lock is held, or
+        a chunk of which is being written (:meth:`chunk_writers`), is kept, and
+        so is one a request revived meanwhile.
+        """
 
     @abstractmethod
     def cleanup(self) -> int:

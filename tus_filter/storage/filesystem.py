@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 
 from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
 from ..locking import FileLocker, Lock
-from .base import Storage, UploadExists, UploadRecord
+from .base import StagedChunk, Storage, UploadExists, UploadRecord
 
 _ID = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})\Z")  # \Z: "$" would allow a final "\n"
 _COPY_BLOCK = 1024 * 1024
@@ -40,6 +40,56 @@ def _os_errors() -> Iterator[None]:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull() from error
         raise
+
+
+def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: bool = True) -> int:
+    """Write ``blocks`` from ``offset``; return the bytes written (``fdatasync``-ed if durable)."""
+    written = 0
+    try:
+        for block in blocks:
+            view = memoryview(block)
+            while view:
+                count = os.pwrite(fd, view, offset + written)
+                written += count
+                view = view[count:]
+    finally:
+        if durable:
+            os.fdatasync(fd)
+    return written
+
+
+def _open_data(path: str) -> int:
+    """A descriptor for writing the data file at ``path``; ``UploadNotFound`` if it is gone."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise UploadNotFound() from None
+
+
+class _StagedFile(StagedChunk):
+    """A staged chunk in an unlinked scratch file beside the data file."""
+
+    def __init__(self, data_path: str, fd: int, size: int):
+        self._data_path = data_path
+        self._fd = fd
+        self.size = size
+
+    def place(self, offset: int) -> None:
+        with _os_errors():
+            target = _open_data(self._data_path)
+            try:
+                _write_blocks(target, offset, self._blocks())
+            finally:
+                os.close(target)
+
+    def _blocks(self) -> Iterator[bytes]:
+        position = 0
+        while position < self.size:
+            block = os.pread(self._fd, min(_COPY_BLOCK, self.size - position), position)
+            if not block:
+                raise OSError(errno.EIO, "staged chunk shorter than written")
+            position += len(block)
+            yield block
 
 
 class FilesystemStorage(Storage):
@@ -101,15 +151,34 @@ class FilesystemStorage(Storage):
             self.save(record)
 
     def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
+        record = self._read(upload_id)
+        if not allow_expired and self._expired(record, time.time()):
+            raise UploadExpired(upload_id=upload_id)
+        return record
+
+    def _read(self, upload_id: str) -> UploadRecord:
         try:
             with open(self._record_path(upload_id), encoding="utf-8") as handle:
-                record = UploadRecord.from_json(json.load(handle))
+                return UploadRecord.from_json(json.load(handle))
         except FileNotFoundError:
             raise UploadNotFound() from None
+
+    def _expired(self, record: UploadRecord, now: float) -> bool:
+        """Past its own expiry and that of every unfinished upload waiting for it (``finals``)."""
         expires = record.expires_at(self.valid_duration)
-        if not allow_expired and expires is not None and expires < time.time():
-            raise UploadExpired()
-        return record
+        if expires is None or expires >= now:
+            return False
+        for waiting_id in record.finals:
+            try:
+                waiting = self._read(waiting_id)
+            except UploadNotFound:
+                continue
+            if waiting.is_complete:
+                continue  # assembled: it needs this one no more
+            theirs = waiting.expires_at(self.valid_duration)
+            if theirs is None or theirs >= now:
+                return False
+        return True
 
     def save(self, record: UploadRecord) -> None:
         path = self._record_path(record.upload_id)
@@ -130,25 +199,30 @@ class FilesystemStorage(Storage):
     # -- data -----------------------------------------------------------------------------
 
     def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
-        written = 0
         with _os_errors():
+            fd = _open_data(self.data_path(upload_id))
             try:
-                fd = os.open(self.data_path(upload_id), os.O_WRONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                raise UploadNotFound() from None
-            try:
-                try:
-                    for block in blocks:
-                        view = memoryview(block)
-                        while view:
-                            count = os.pwrite(fd, view, offset + written)
-                            written += count
-                            view = view[count:]
-                finally:
-                    os.fdatasync(fd)
+                return _write_blocks(fd, offset, blocks)
             finally:
                 os.close(fd)
-        return written
+
+    @contextmanager
+    def staged(self, upload_id: str, blocks: Iterable[bytes]) -> Iterator[StagedChunk]:
+        # In the upload's directory (the data file's filesystem), unlinked at
+        # once: only the descriptor holds it, so a crash leaves nothing behind.
+        path = os.path.join(self._dir(upload_id), f"stage-{secrets.token_hex(8)}.tmp")
+        with _os_errors():
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:
+                raise UploadNotFound() from None
+        try:
+            os.unlink(path)
+            with _os_errors():
+                size = _write_blocks(fd, 0, blocks, durable=False)
+            yield _StagedFile(self.data_path(upload_id), fd, size)
+        finally:
+            os.close(fd)
 
     def truncate(self, upload_id: str, size: int) -> None:
         with _os_errors():
@@ -185,11 +259,10 @@ class FilesystemStorage(Storage):
                 record = self.load(upload_id, allow_expired=True)
             except UploadNotFound:
                 if self._orphan_is_stale(upload_id, now):
-                    self._delete_unlocked(upload_id)
+                    self._delete_orphan(upload_id)
                 continue
-            expires = record.expires_at(self.valid_duration)
-            if expires is not None and expires < now:
-                deleted += self._delete_unlocked(upload_id)
+            if self._expired(record, now):
+                deleted += self.discard_expired(upload_id)
         return deleted
 
     def _all_ids(self) -> Iterator[str]:
@@ -211,15 +284,29 @@ class FilesystemStorage(Storage):
         except FileNotFoundError:
             return False
 
-    def _delete_unlocked(self, upload_id: str) -> int:
-        """Delete unless a request holds the upload; re-check expiry under the lock."""
+    def discard_expired(self, upload_id: str) -> bool:
+        if self.valid_duration <= 0:
+            return False
         try:
             with self.lock(upload_id, timeout=0) as lock:
                 try:
                     self.load(upload_id)
-                    return 0  # touched meanwhile: alive again
-                except (UploadExpired, UploadNotFound):
-                    self.delete(upload_id, lock)
-                    return 1
+                    return False  # touched meanwhile: alive again
+                except UploadExpired:
+                    # Chunk writes run without the lock: delete only if none is in flight.
+                    with self._locker.hold(upload_id + _WRITERS, timeout=0):
+                        self.delete(upload_id, lock)
+                    return True
+                except UploadNotFound:
+                    return False  # gone already
         except UploadLocked:
-            return 0
+            return False
+
+    def _delete_orphan(self, upload_id: str) -> None:
+        """Delete a directory without a record, unless a request holds it (inside ``create``)."""
+        try:
+            with self.lock(upload_id, timeout=0) as lock:
+                if not os.path.exists(self._record_path(upload_id)):
+                    self.delete(upload_id, lock)
+        except UploadLocked:
+            pass
