@@ -673,6 +673,20 @@ def test_multipart_shape(
     assert stored_ids(tmp_path) == []
 
 
+def test_multipart_body_cut_before_its_closing_delimiter_is_400(
+    app: TestApp, recorder: RecordingApp, tmp_path: Path
+) -> None:
+    """Found by the property tests: the end of the form after the file part was a 500."""
+    fields = ((k, str(v)) for k, v in first(10, 1, 0).items())
+    body = multipart_body(fields, ("content", bytes(10)))
+    cut = body.removesuffix(f"--{BOUNDARY}--\r\n".encode()) + f"--{BOUNDARY}\r\n".encode()
+    response = send(app, "/files", f"multipart/form-data; boundary={BOUNDARY}", cut)
+    assert response.status_int == 400
+    assert "malformed multipart body" in response.json["error"]
+    assert recorder.calls == []
+    assert stored_ids(tmp_path) == []
+
+
 @pytest.mark.parametrize("body_transport", ["multipart", "json"])
 def test_parameters_travel_in_one_place_only(
     app: TestApp, tmp_path: Path, body_transport: str

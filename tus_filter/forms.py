@@ -52,9 +52,12 @@ class Form:
         if self.file is not None:
             for _ in self.file.blocks:
                 pass
-        for event in self._events or ():
-            if isinstance(event, MultipartSegment):
-                raise BadRequest("form fields must come before the file part")
+        try:
+            for event in self._events or ():
+                if isinstance(event, MultipartSegment):
+                    raise BadRequest("form fields must come before the file part")
+        except MultipartError as error:  # e.g. the body ends without its closing delimiter
+            raise BadRequest(f"malformed multipart body: {error}") from None
 
 
 def boundary_of(content_type: str) -> str | None:
