@@ -1,8 +1,8 @@
 """Hypothesis strategies for near-valid upload requests: valid shapes with mutated values.
 
 Random bytes stop at the first check; a request of the right shape with one
-value bent (a number with a sign, a superscript digit, a header twice as
-long, a field dropped) reaches the checks behind it.  Every strategy draws a
+value bent (a number with a sign or a superscript digit, a field dropped,
+a multipart body cut short) reaches the checks behind it.  Every strategy draws a
 ``Script``: a few requests of one protocol, run in order against one filter.
 
 Paths and values may name uploads the script itself created: ``UPLOAD`` in
@@ -230,8 +230,8 @@ def multipart(
 ) -> tuple[str, bytes]:
     """``(content_type, body)`` of a form of ``fields`` then ``file`` (its name and bytes).
 
-    Rarely bent: the file part first or without a filename, the body cut
-    short, a field twice, a wrong boundary.
+    Rarely bent: the file part first or without a filename, a field twice,
+    the closing delimiter missing or the body cut anywhere, a wrong boundary.
     """
     parts = [(f'form-data; name="{name}"', value.encode("utf-8", "surrogatepass"))
              for name, value in fields.items()]
@@ -248,7 +248,12 @@ def multipart(
         + (b"Content-Type: application/octet-stream\r\n" if "filename" in disposition else b"")
         + b"\r\n" + payload + b"\r\n"
         for disposition, payload in parts
-    ) + f"--{BOUNDARY}--\r\n".encode()
+    )
+    ending = f"--{BOUNDARY}--\r\n"
+    if rarely(draw):
+        ending = draw(st.sampled_from(
+            ["", f"--{BOUNDARY}\r\n", f"--{BOUNDARY}--", f"--{BOUNDARY}-"]))
+    body += ending.encode()
     if rarely(draw):
         body = body[: draw(st.integers(0, len(body)))]
     content_type = f"multipart/form-data; boundary={BOUNDARY}"
