@@ -45,11 +45,11 @@ with warnings.catch_warnings():
 # every run; "long" (`make fuzz`) explores many more examples and keeps the
 # failures it finds in .hypothesis/ to replay them first next time.
 settings.register_profile(
-    "ci", max_examples=400, derandomize=True, database=None, deadline=None,
+    "ci", max_examples=250, derandomize=True, database=None, deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "long", max_examples=10_000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+    "long", max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("TUS_FILTER_FUZZ", "ci"))
 

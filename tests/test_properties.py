@@ -1,8 +1,9 @@
 """Property tests: no request of any protocol's shape breaks the filter.
 
-For every protocol, hypothesis draws scripts of near-valid requests
-(``tests/support/strategies.py``) and runs them against one filter in which
-an upload of every protocol was left in progress before the fuzzing began.
+For every protocol and two sets of options, hypothesis draws scripts of
+near-valid requests (``tests/support/strategies.py``) and runs them against
+one filter in which an upload of every protocol was left in progress before
+the fuzzing began.
 After every script:
 
 * no response is a 5xx, and the ``tus_filter`` logger logged no error or
@@ -61,13 +62,12 @@ _LOCK_FILE = re.compile(rf"locks/{_ID}w?\.lock")
 class Site:
     """A filter in ``parent/store`` with uploads in progress, and the checks around it."""
 
-    def __init__(self, parent: Path, caplog: pytest.LogCaptureFixture):
+    def __init__(self, parent: Path, caplog: pytest.LogCaptureFixture, options: dict[str, Any]):
         self.parent = parent
         self.store = parent / "store"
         self.caplog = caplog
         self.app = RecordingApp()
-        self.filter = TusFilter(self.app, tmp_file_dir=str(self.store), max_size=1000,
-                                behind_proxy=1)
+        self.filter = TusFilter(self.app, tmp_file_dir=str(self.store), **options)
         self.web = TestApp(self.filter)
         self.scripts = itertools.count()
         self.in_progress = start_uploads_in_progress(self.web, self.store)
@@ -219,6 +219,17 @@ def _upload_ids(store: Path) -> list[str]:
 # -- the properties ---------------------------------------------------------------------------
 
 
+SETTINGS = [
+    pytest.param({"max_size": 1000, "behind_proxy": 1}, id="limits"),
+    pytest.param(
+        {"checksum_algorithms": (), "cors_origins": "*", "upload_valid_duration": 0,
+         "send_file": True, "behind_proxy": 2},
+        id="no-checksums-cors-no-expiry-send-file",
+    ),
+]
+
+
+@pytest.mark.parametrize("options", SETTINGS)
 @pytest.mark.parametrize(
     "scripts",
     [
@@ -230,8 +241,9 @@ def _upload_ids(store: Path) -> list[str]:
 )
 def test_no_request_breaks_the_filter_or_another_upload(
     tmp_path: Path, caplog: pytest.LogCaptureFixture, scripts: st.SearchStrategy[Script],
+    options: dict[str, Any],
 ) -> None:
-    site = Site(tmp_path, caplog)
+    site = Site(tmp_path, caplog, options)
 
     @given(scripts)
     def fuzz(script: Script) -> None:

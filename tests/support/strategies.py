@@ -211,13 +211,17 @@ def tus_request(draw: st.DrawFn, *, first: bool) -> Request:
 def tus_scripts(draw: st.DrawFn) -> Script:
     creations = draw(st.lists(tus_request(first=True), min_size=1, max_size=3))
     rest = draw(st.lists(tus_request(first=False), max_size=4))
-    return Script([sometimes_chunked(draw, request) for request in creations + rest])
+    return Script([delivered(draw, request) for request in creations + rest])
 
 
-def sometimes_chunked(draw: st.DrawFn, request: Request) -> Request:
-    """``request``, rarely with its body sent chunked (no ``Content-Length``)."""
+def delivered(draw: st.DrawFn, request: Request) -> Request:
+    """``request`` as it arrives: rarely with its body chunked (no ``Content-Length``),
+    rarely from a page of another origin (CORS)."""
     if request.body and rarely(draw):
-        return replace(request, chunked=True)
+        request = replace(request, chunked=True)
+    if rarely(draw):
+        origin = draw(st.sampled_from(["https://page.example", "null", ""]) | header_text)
+        request = replace(request, headers={**request.headers, "Origin": origin})
     return request
 
 
@@ -335,7 +339,7 @@ def flowlike_scripts(draw: st.DrawFn, prefix: str) -> Script:
             content_type, body = draw(multipart(params, file))
             path = COLLECTION + (_query(params, draw) if transport == "both" else "")
             requests.append(Request("POST", path, {"Content-Type": content_type}, body))
-    return Script([sometimes_chunked(draw, request) for request in requests])
+    return Script([delivered(draw, request) for request in requests])
 
 
 # -- uid -----------------------------------------------------------------------------------
@@ -395,4 +399,4 @@ def uid_scripts(draw: st.DrawFn) -> Script:
         else:
             content_type, body = draw(multipart(fields, ("content", chunk)))
             requests.append(Request("POST", COLLECTION, {"Content-Type": content_type}, body))
-    return Script([sometimes_chunked(draw, request) for request in requests])
+    return Script([delivered(draw, request) for request in requests])
