@@ -223,8 +223,8 @@ SETTINGS = [
     pytest.param({"max_size": 1000, "behind_proxy": 1}, id="limits"),
     pytest.param(
         {"checksum_algorithms": (), "cors_origins": "*", "upload_valid_duration": 0,
-         "send_file": True, "behind_proxy": 2},
-        id="no-checksums-cors-no-expiry-send-file",
+         "send_file": True, "behind_proxy": 2, "bind_to_scope": True},
+        id="no-checksums-cors-no-expiry-send-file-bound",
     ),
 ]
 
