@@ -84,13 +84,14 @@ class Site:
         self.caplog.clear()
         # Each script is its own user, so flow.js and resumable.js uploads of
         # earlier scripts (keyed by user and identifier) never meet it.
-        environ = {"REMOTE_USER": f"script-{next(self.scripts)}"}
+        user = {"REMOTE_USER": f"script-{next(self.scripts)}"}
         created: list[str] = []
         offset = "0"
         for request in script.requests:
             headers = {name: fill(value, created).replace(OFFSET, offset)
                        for name, value in request.headers.items()}
             path, body = fill(request.path, created), fill_bytes(request.body, created)
+            environ = {"REMOTE_USER": "stranger"} if request.stranger else user
             if request.chunked:
                 response = call_chunked(self.filter, request.method, path, headers, body,
                                         environ)

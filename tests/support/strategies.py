@@ -38,7 +38,8 @@ class Request:
     """One request: ``path`` may carry a query string; ``headers`` include Content-Type.
 
     ``chunked``: the body is sent without a ``Content-Length``, as with
-    ``Transfer-Encoding: chunked``.
+    ``Transfer-Encoding: chunked``.  ``stranger``: sent by another user than
+    the rest of the script (another ``REMOTE_USER``).
     """
 
     method: str
@@ -46,6 +47,7 @@ class Request:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     chunked: bool = False
+    stranger: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,9 +218,11 @@ def tus_scripts(draw: st.DrawFn) -> Script:
 
 def delivered(draw: st.DrawFn, request: Request) -> Request:
     """``request`` as it arrives: rarely with its body chunked (no ``Content-Length``),
-    rarely from a page of another origin (CORS)."""
+    rarely from a page of another origin (CORS), rarely from another user."""
     if request.body and rarely(draw):
         request = replace(request, chunked=True)
+    if rarely(draw):
+        request = replace(request, stranger=True)
     if rarely(draw):
         origin = draw(st.sampled_from(["https://page.example", "null", ""]) | header_text)
         request = replace(request, headers={**request.headers, "Origin": origin})
