@@ -54,6 +54,22 @@ def test_partial_upload(tus: Tus) -> None:
         tus.filter.get_upload(url[-32:])
 
 
+@pytest.mark.parametrize("complete", [pytest.param(True, id="final"),
+                                      pytest.param(False, id="unfinished-final")])
+def test_creation_echoes_upload_concat(tus: Tus, complete: bool) -> None:
+    """The 201 of a partial or final POST carries Upload-Concat, as HEAD does."""
+    created = tus.request("POST", "/files", {"Upload-Concat": "partial", "Upload-Length": "5"})
+    assert (created.status_int, created.headers["Upload-Concat"]) == (201, "partial")
+    a = location(created)
+    if complete:
+        tus.patch(a, 0, b"hello")
+    value = f"final;{a} {partial(tus, b'world')}"
+    response = final(tus, a, value.split()[-1])
+    assert (response.status_int, response.headers["Upload-Concat"]) == (201, value)
+    plain = tus.request("POST", "/files", {"Upload-Length": "5"})
+    assert "Upload-Concat" not in plain.headers
+
+
 def test_final_of_complete_partials(tus: Tus) -> None:
     """#108, #110, #117: assembled in order at once; the POST hands the final off."""
     a = partial(tus, b"hello ", Upload_Metadata=f"filename {b64('part-a')}")

@@ -247,6 +247,12 @@ def test_creation_with_upload(
             id="63-checksum-mismatch",
         ),
         pytest.param(
+            {"Upload-Length": "5", "Upload-Checksum": "sha1 YQ=="},
+            b"hello",
+            460,
+            id="63-short-digest-mismatch",
+        ),
+        pytest.param(
             {"Upload-Length": "5", "Upload-Checksum": "sha3 abc="},
             b"hello",
             400,

@@ -123,19 +123,30 @@ def _checksum(algorithm: str, data: bytes) -> str:
         pytest.param(_checksum("sha1", b"x"), (), False, id="extension-disabled"),
         pytest.param("sha1", ("sha1",), False, id="92-no-digest"),
         pytest.param("sha1 abc", ("sha1",), False, id="92-unpadded"),
-        pytest.param(
-            "sha1 " + base64.b64encode(b"x" * 19).decode(), ("sha1",), False, id="92-short"
-        ),
         pytest.param(_checksum("sha1", b"x").upper(), ("sha1",), False, id="92-uppercase"),
     ],
 )
 def test_parse_checksum(value: str | None, algorithms: tuple[str, ...], ok: bool) -> None:
+    """Unknown algorithm or not base64: 400 (a digest of the wrong size is a mismatch, below)."""
     if ok:
         parsed = parse_checksum(value, algorithms)
         assert (parsed is None) is (value is None)
     else:
         with pytest.raises(BadRequest):
             parse_checksum(value, algorithms)
+
+
+@pytest.mark.parametrize(
+    ("size", "can_match"),
+    [
+        pytest.param(20, True, id="sha1-size"),
+        pytest.param(19, False, id="short"),
+        pytest.param(32, False, id="long-sha256-size"),
+    ],
+)
+def test_wrong_size_digest_parses_but_cannot_match(size: int, can_match: bool) -> None:
+    parsed = parse_checksum("sha1 " + base64.b64encode(b"x" * size).decode(), ("sha1",))
+    assert parsed is not None and parsed.can_match is can_match
 
 
 def test_http_date() -> None:

@@ -50,7 +50,9 @@ class CorsPolicy:
         if requested:
             # The origin is trusted; echo what it asks for (custom auth, CSRF headers...).
             headers["Access-Control-Allow-Headers"] = requested
-        response = Response(204, headers)
+        # 200 rather than 204: waitress closes the connection after every 204,
+        # and browsers accept any 2xx for a preflight.
+        response = Response(200, headers)
         self.decorate(environ, response)
         return response
 

@@ -166,7 +166,8 @@ class TusProtocol(Protocol):
             headers["Tus-Max-Size"] = str(self.settings.max_size)
         if self.settings.checksum_algorithms:
             headers["Tus-Checksum-Algorithm"] = ",".join(self.settings.checksum_algorithms)
-        return Response(204, headers)
+        # 200, as tusd: the spec allows 204 too, but waitress closes the connection after a 204.
+        return Response(200, headers)
 
     def _headers(self, record: UploadRecord, *, offset: bool = True) -> dict[str, str]:
         """Tus-Resumable, Upload-Offset and, while it can expire, Upload-Expires."""
@@ -251,6 +252,8 @@ class TusProtocol(Protocol):
                 completed = self._finish_if_complete(record)
         headers = self._headers(record, offset=with_upload)
         headers["Location"] = f"{request.collection_url}/{record.upload_id}"
+        if record.concat == PARTIAL:
+            headers["Upload-Concat"] = PARTIAL
         return Outcome(Response(201, headers), completed)
 
     def _create_final(
@@ -271,13 +274,14 @@ class TusProtocol(Protocol):
                 f"the partial uploads exceed the maximum of {self.settings.max_size}"
             )
         raw_metadata = request.header("Upload-Metadata")
+        concat_header = (request.header("Upload-Concat") or "").strip()
         record = self._new_record(
             request,
             length,
             metadata,
             raw_metadata,
             concat=FINAL,
-            concat_header=(request.header("Upload-Concat") or "").strip(),
+            concat_header=concat_header,
             parts=part_ids,
         )
         self.run_on_create(request, self.info_of(record))
@@ -298,6 +302,7 @@ class TusProtocol(Protocol):
         record = self.storage.load(record.upload_id)
         headers = self._headers(record, offset=record.is_complete)
         headers["Location"] = f"{request.collection_url}/{record.upload_id}"
+        headers["Upload-Concat"] = concat_header  # as received, like HEAD
         return Outcome(Response(201, headers), completed)
 
     def _new_record(
@@ -509,6 +514,10 @@ class TusProtocol(Protocol):
         declared = request.body_length
         if declared is not None and room is not None and declared > room:
             raise PayloadTooLarge("the body is larger than the bytes remaining")
+        if checksum is not None and not checksum.can_match:
+            raise ChecksumMismatch(
+                f"Upload-Checksum: the digest has the wrong length for {checksum.algorithm}"
+            )
         hasher = checksum.hasher() if checksum is not None else None
         reader = BodyReader(
             request.body,

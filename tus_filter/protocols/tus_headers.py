@@ -130,12 +130,19 @@ class Checksum:
     def hasher(self) -> hashlib._Hash:
         return hashlib.new(self.algorithm)
 
+    @property
+    def can_match(self) -> bool:
+        """Whether the digest has the algorithm's size (else no body can match it)."""
+        return len(self.digest) == hashlib.new(self.algorithm).digest_size
+
 
 def parse_checksum(value: str | None, algorithms: tuple[str, ...]) -> Checksum | None:
     """``Upload-Checksum: <algorithm> <base64 digest>``; ``None`` when absent.
 
     The algorithm must be one of ``algorithms`` (lowercase, as advertised in
-    ``Tus-Checksum-Algorithm``) and the digest exactly that algorithm's size.
+    ``Tus-Checksum-Algorithm``) and the digest strictly padded base64.  A
+    digest of the wrong size is well formed but matches no body: it is a
+    mismatch (:attr:`Checksum.can_match`), not a bad request.
     """
     if value is None:
         return None
@@ -147,12 +154,12 @@ def parse_checksum(value: str | None, algorithms: tuple[str, ...]) -> Checksum |
             f"Upload-Checksum: unsupported algorithm {algorithm!r}; "
             f"supported: {', '.join(algorithms)}"
         )
+    if not encoded.strip():
+        raise BadRequest("Upload-Checksum: the digest is missing")
     try:
         digest = base64.b64decode(encoded.strip().encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise BadRequest("Upload-Checksum: the digest is not base64") from None
-    if len(digest) != hashlib.new(algorithm).digest_size:
-        raise BadRequest(f"Upload-Checksum: wrong digest length for {algorithm}")
     return Checksum(algorithm, digest)
 
 
