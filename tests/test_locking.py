@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
@@ -162,3 +163,85 @@ def test_discarding_again_never_unlinks_the_next_holders_file(tmp_path: Path) ->
             first.discard()
             with pytest.raises(UploadLocked), locker.hold(KEY):
                 pass
+
+
+# -- release requests -----------------------------------------------------------------------------
+
+
+def test_a_waiter_asks_the_holder_to_let_go(tmp_path: Path) -> None:
+    locker = FileLocker(str(tmp_path), timeout=0.1)
+    with locker.hold(KEY) as holder:
+        with pytest.raises(UploadLocked), locker.hold(KEY):
+            pass
+        assert not holder.release_requested()  # a plain waiter never asks
+        with pytest.raises(UploadLocked), locker.hold(KEY, request_release=True):
+            pass  # asking is not taking: the holder decides when to let go
+        assert holder.release_requested()
+
+
+def test_a_request_is_for_one_hold_only(tmp_path: Path) -> None:
+    """A request left behind (its waiter gave up or crashed) never stops a later holder."""
+    locker = FileLocker(str(tmp_path), timeout=0.05)
+    with locker.hold(KEY), pytest.raises(UploadLocked), locker.hold(KEY, request_release=True):
+        pass
+    with locker.hold(KEY) as later:
+        assert not later.release_requested()
+
+
+def test_holders_in_turn_are_asked(tmp_path: Path) -> None:
+    """A waiter asks each new holder, so a hold that starts while it waits is asked too."""
+    locker = FileLocker(str(tmp_path), timeout=5)
+    waited: list[float] = []
+
+    def waiter() -> None:
+        started = time.monotonic()
+        with locker.hold(KEY, request_release=True):
+            waited.append(time.monotonic() - started)
+
+    with locker.hold(KEY) as first:
+        thread = threading.Thread(target=waiter)
+        thread.start()
+        _until(first.release_requested)
+    with locker.hold(KEY) as second:  # won the race against the waiter (it usually does)
+        if thread.is_alive():
+            _until(second.release_requested)
+    thread.join(5)
+    assert waited and waited[0] < 2
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 2
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_discard_removes_the_request(tmp_path: Path) -> None:
+    locker = FileLocker(str(tmp_path), timeout=0.05)
+    with locker.hold(KEY) as holder:
+        with pytest.raises(UploadLocked), locker.hold(KEY, request_release=True):
+            pass
+        holder.discard()
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == []
+
+
+def _hold_until_asked(directory: str, ready: Event, asked: Event) -> None:
+    with FileLocker(directory, timeout=1).hold(KEY) as lock:
+        ready.set()
+        deadline = time.monotonic() + 10
+        while not lock.release_requested() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        asked.set()
+
+
+def test_release_is_requested_across_processes(tmp_path: Path) -> None:
+    context = multiprocessing.get_context("spawn")
+    ready, asked = context.Event(), context.Event()
+    child = context.Process(target=_hold_until_asked, args=(str(tmp_path), ready, asked))
+    child.start()
+    try:
+        assert ready.wait(10)
+        with FileLocker(str(tmp_path), timeout=5).hold(KEY, request_release=True):
+            assert asked.is_set()
+    finally:
+        child.join(10)

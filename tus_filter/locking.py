@@ -10,6 +10,15 @@ A lock file may be deleted only by its holder (:meth:`Lock.discard`).  A
 waiter that acquires a file which was unlinked meanwhile notices (inode
 check) and retries on the new file, so deletion never splits a lock in two.
 NFS is not supported: ``flock`` there is unreliable.
+
+Release requests (tusd's "lock release"): a waiter may ask the current
+holder to let go (``hold(..., request_release=True)``), then waits up to its
+timeout as usual.  The holder polls :meth:`Lock.release_requested`, which
+must stay cheap, and ends what it is doing.  A request names the hold it is
+for, so one left behind by a crashed waiter never stops a later holder.
+Here every exclusive holder writes a fresh token into its lock file and a
+request is a ``<key>.release`` file holding the token it is for; another
+backend (Redis: a token key and a request key) keeps the same contract.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,14 +35,24 @@ from .errors import UploadLocked
 
 _POLL_MIN = 0.002
 _POLL_MAX = 0.05
+_TOKEN_BYTES = 16  # hex digits naming one exclusive hold
 
 
 class Lock:
     """A held lock (see :meth:`FileLocker.hold`)."""
 
-    def __init__(self, path: str, fd: int):
+    def __init__(self, path: str, fd: int, token: bytes = b""):
         self.path = path
         self._fd = fd
+        self._token = token
+
+    def release_requested(self) -> bool:
+        """Whether a waiter asked this holder to let go (exclusive holds only)."""
+        try:
+            with open(_release_path(self.path), "rb") as request:
+                return bool(self._token) and request.read(len(self._token) + 1) == self._token
+        except FileNotFoundError:
+            return False
 
     def discard(self) -> None:
         """Unlink the lock file while holding it (the key is going away).
@@ -44,6 +64,8 @@ class Lock:
         with suppress(FileNotFoundError):
             if _same_file(os.stat(self.path), os.fstat(self._fd)):
                 os.unlink(self.path)
+        with suppress(FileNotFoundError):
+            os.unlink(_release_path(self.path))  # a request for this (last) holder
 
     def release(self) -> None:
         os.close(self._fd)  # closing the description drops the flock
@@ -61,39 +83,52 @@ class FileLocker:
 
     @contextmanager
     def hold(
-        self, key: str, *, timeout: float | None = None, shared: bool = False
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,
+        shared: bool = False,
+        request_release: bool = False,
     ) -> Iterator[Lock]:
         """Hold the lock for ``key``; raise :class:`UploadLocked` after ``timeout`` seconds.
 
         ``timeout=0`` tries once without waiting.  ``shared`` holders exclude
-        only exclusive ones (readers/writers semantics).
+        only exclusive ones (readers/writers semantics).  With
+        ``request_release``, while the lock is busy each exclusive holder in
+        turn is asked to let go (see the module docstring).
         """
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
-        lock = self._acquire(key, self.timeout if timeout is None else timeout, mode)
+        lock = self._acquire(
+            key, self.timeout if timeout is None else timeout, mode, request_release
+        )
         try:
             yield lock
         finally:
             lock.release()
 
-    def _acquire(self, key: str, timeout: float, mode: int) -> Lock:
+    def _acquire(self, key: str, timeout: float, mode: int, request_release: bool) -> Lock:
         path = self.path_for(key)
         deadline = time.monotonic() + timeout
         pause = _POLL_MIN
+        asked = b""  # the token of the hold last asked to let go
         while True:
             fd = self._open(path)
             try:
                 fcntl.flock(fd, mode | fcntl.LOCK_NB)
             except OSError as error:
-                os.close(fd)
                 if error.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
                     raise
+                if request_release:
+                    asked = _ask_release(fd, path, asked)
+                os.close(fd)
                 if time.monotonic() + pause > deadline:
                     raise UploadLocked() from None
                 time.sleep(pause)
                 pause = min(pause * 2, _POLL_MAX)
                 continue
             if self._still_linked(fd, path):
-                return Lock(path, fd)
+                return Lock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
             os.close(fd)  # the holder discarded this file; lock the new one
 
     @staticmethod
@@ -110,6 +145,34 @@ class FileLocker:
             return os.stat(path).st_ino == os.fstat(fd).st_ino
         except FileNotFoundError:
             return False
+
+
+def _release_path(lock_path: str) -> str:
+    return lock_path.removesuffix(".lock") + ".release"
+
+
+def _new_token(fd: int) -> bytes:
+    """Name this hold in its lock file, for waiters that ask it to let go."""
+    token = secrets.token_hex(8).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, token, 0)
+    return token
+
+
+def _ask_release(fd: int, path: str, asked: bytes) -> bytes:
+    """Ask the hold named in the lock file to let go, once; return its token."""
+    token = os.pread(fd, _TOKEN_BYTES, 0)
+    if len(token) == _TOKEN_BYTES and token != asked:
+        # Written in place: a holder reading it half-written sees no request
+        # yet and looks again at its next block.
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        request = os.open(_release_path(path), flags, 0o600)
+        try:
+            os.write(request, token)
+        finally:
+            os.close(request)
+        return token
+    return asked
 
 
 def _same_file(a: os.stat_result, b: os.stat_result) -> bool:

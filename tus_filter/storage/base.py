@@ -139,8 +139,15 @@ class Storage(ABC):
         """A fresh random id of at least 128 bits."""
 
     @abstractmethod
-    def lock(self, upload_id: str, *, timeout: float | None = None) -> AbstractContextManager[Lock]:
-        """Hold the upload's lock; raise ``UploadLocked`` after the timeout."""
+    def lock(
+        self, upload_id: str, *, timeout: float | None = None, request_release: bool = False
+    ) -> AbstractContextManager[Lock]:
+        """Hold the upload's lock; raise ``UploadLocked`` after the timeout.
+
+        ``request_release`` asks a holder busy with a long write to let go
+        first (see :mod:`tus_filter.locking`); long writers poll
+        ``Lock.release_requested()`` and save what they have.
+        """
 
     @abstractmethod
     def chunk_writers(

@@ -118,13 +118,19 @@ class FilesystemStorage(Storage):
     def new_id(self) -> str:
         return secrets.token_hex(16)
 
-    def lock(self, upload_id: str, *, timeout: float | None = None):  # type: ignore[no-untyped-def]
+    def lock(  # type: ignore[no-untyped-def]
+        self, upload_id: str, *, timeout: float | None = None, request_release: bool = False
+    ):
         directory = self._dir(upload_id)  # validate before a lock file is named after it
-        return self._hold(upload_id, directory, timeout)
+        return self._hold(upload_id, directory, timeout, request_release)
 
     @contextmanager
-    def _hold(self, upload_id: str, directory: str, timeout: float | None) -> Iterator[Lock]:
-        with self._locker.hold(upload_id, timeout=timeout) as lock:
+    def _hold(
+        self, upload_id: str, directory: str, timeout: float | None, request_release: bool
+    ) -> Iterator[Lock]:
+        with self._locker.hold(
+            upload_id, timeout=timeout, request_release=request_release
+        ) as lock:
             try:
                 yield lock
             finally:
