@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header
+from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header, stored
 
 # -- E. HEAD ---------------------------------------------------------------------------------------
 
@@ -476,27 +476,92 @@ def test_upload_expires_header_only_while_unfinished(make_tus: Callable[..., Tus
 # -- Q. locking and concurrency --------------------------------------------------------------------
 
 
-def test_concurrent_patches_never_interleave(make_tus: Callable[..., Tus]) -> None:
-    """#134, #135: the second PATCH waits for the lock, then gets 423 (timeout) or 409."""
-    tus = make_tus(lock_timeout=0.3)
+def _wait_for_data(tus: Tus, url: str, data: bytes) -> None:
+    """Until a running PATCH has written ``data`` (and is waiting for more)."""
+    deadline = time.monotonic() + 5
+    while tus.data(url) != data:
+        assert time.monotonic() < deadline, tus.data(url)
+        time.sleep(0.01)
+
+
+def test_newer_patch_takes_over_a_stalled_one(make_tus: Callable[..., Tus]) -> None:
+    """#134: the second PATCH asks the first to stop; it keeps what it wrote and lets go.
+
+    The first is stuck waiting for body bytes (a client that went silent).
+    The second then sees the saved offset (409: HEAD, then resume) at once,
+    not a 423 after ``lock_timeout``; the resumed PATCH completes the upload.
+    """
+    tus = make_tus(lock_timeout=5)
     url = tus.create(10)
     headers = {"Upload-Offset": "0", "Content-Type": OCTET}
     slow = SlowBody(b"AAAAA", b"AAAAA")
     first, first_result = in_thread(
         lambda: call(tus.filter, "PATCH", url, headers, slow, content_length=10)
     )
-    assert slow.started.wait(5)
+    _wait_for_data(tus, url, b"AAAAA")
+    started = time.monotonic()
     second = call(tus.filter, "PATCH", url, headers, b"BBBBBBBBBB")
+    assert time.monotonic() - started < 2
+    first.join(5)
+    slow.release.set()  # lets the helper thread's read return
+    assert second.status == 409
+    assert (first_result[0].status, first_result[0].headers["Upload-Offset"]) == (204, "5")
+    assert tus.head(url).headers["Upload-Offset"] == "5"
+    resumed = tus.patch(url, 5, b"BBBBB")
+    assert (resumed.status_int, resumed.headers["Upload-Offset"]) == (204, "10")
+    assert tus.data(url) == b"AAAAABBBBB"
+    assert len(tus.handoffs) == 1
+
+
+def test_takeover_discards_an_unverified_chunk(make_tus: Callable[..., Tus]) -> None:
+    """#93 holds for a stopped PATCH too: with Upload-Checksum, nothing of it counts."""
+    tus = make_tus(lock_timeout=5)
+    url = tus.create(10)
+    headers = {"Upload-Offset": "0", "Content-Type": OCTET,
+               "Upload-Checksum": sha1_header(b"A" * 10)}
+    slow = SlowBody(b"AAAAA", b"AAAAA")
+    first, first_result = in_thread(
+        lambda: call(tus.filter, "PATCH", url, headers, slow, content_length=10)
+    )
+    _wait_for_data(tus, url, b"AAAAA")
+    second = call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET},
+                  b"BBBBBBBBBB")
+    first.join(5)
+    slow.release.set()
+    assert first_result[0].status == 400
+    assert (second.status, second.headers["Upload-Offset"]) == (204, "10")
+    assert tus.data(url) == b"B" * 10
+
+
+def test_delete_takes_over_a_running_patch(make_tus: Callable[..., Tus]) -> None:
+    """#102: DELETE stops the PATCH (which saves and answers), then terminates: 204."""
+    tus = make_tus(lock_timeout=5)
+    url = tus.create(10)
+    slow = SlowBody(b"AAAAA", b"AAAAA")
+    first, first_result = in_thread(
+        lambda: call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET},
+                     slow, content_length=10)
+    )
+    _wait_for_data(tus, url, b"AAAAA")
+    assert tus.request("DELETE", url).status_int == 204
+    first.join(5)
+    slow.release.set()
+    assert first_result[0].status == 204
+    assert tus.head(url).status_int == 404
+    assert stored(tus) == 0
+
+
+def test_lock_held_by_anything_else_is_423(make_tus: Callable[..., Tus]) -> None:
+    """#135: a holder that does not poll for requests (assembly, sweep) is waited for: 423."""
+    tus = make_tus(lock_timeout=0.3)
+    url = tus.create(10)
+    with tus.filter.storage.lock(url[-32:]):
+        second = call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET},
+                      b"BBBBBBBBBB")
+        assert tus.request("DELETE", url).status_int == 423
     assert second.status == 423  # retried by tus-js-client and kept by tuspy
     assert second.headers["Tus-Resumable"] == "1.0.0"
-    assert tus.request("DELETE", url).status_int == 423  # termination waits for the lock too
-    slow.release.set()
-    first.join(10)
-    assert first_result[0].status == 204
-    third = call(tus.filter, "PATCH", url, headers, b"BBBBBBBBBB")
-    assert third.status == 409
-    assert tus.data(url) == b"A" * 10
-    assert len(tus.handoffs) == 1
+    assert tus.record(url).offset == 0
 
 
 def test_racing_patches_complete_exactly_once(make_tus: Callable[..., Tus]) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
 from .errors import BadRequest, PayloadTooLarge
 
 BLOCK_SIZE = 256 * 1024
+#: How often a writer waiting for body bytes asks whether it should stop.
+POLL_INTERVAL = 0.05
 
 
 class Hasher(Protocol):
@@ -85,3 +89,73 @@ def drain(stream: IO[bytes], length: int | None) -> None:
     """Read and discard a body we do not need, so the connection can be reused."""
     for _ in BodyReader(stream, length):
         pass
+
+
+class Interruptible:
+    """Iterate ``blocks`` (a :class:`BodyReader`) on a helper thread, so waiting can be given up.
+
+    Under a server that streams bodies (gunicorn), reading ``wsgi.input``
+    blocks while the client sends nothing: a stalled client would keep the
+    request, and the upload's lock, until a socket timeout.  Here a daemon
+    thread reads, at most one block ahead of the caller (so at most three
+    blocks are in memory), and the caller asks ``stop()`` before each block
+    and every ``poll`` seconds while none arrives.  Once ``stop()`` says yes
+    the iteration ends and ``interrupted`` is set; the helper drops the block
+    it is reading when that read returns (a stalled client keeps it there
+    until its connection closes) and never reads again.  Meanwhile the server
+    may drain the rest of the body for keep-alive (gunicorn does, for up to
+    five seconds); a read of both at once can only confuse that one client's
+    connection, which the server then closes.  Errors raised by ``blocks``
+    re-raise in the caller.
+    """
+
+    def __init__(
+        self, blocks: Iterable[bytes], stop: Callable[[], bool], *, poll: float = POLL_INTERVAL
+    ):
+        self._blocks = blocks
+        self._stop = stop
+        self._poll = poll
+        self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=1)
+        self._abandoned = threading.Event()
+        self.interrupted = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        threading.Thread(target=self._pump, name="tus_filter-body", daemon=True).start()
+        try:
+            while (item := self._next()) is not None:
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self._abandoned.set()
+
+    def _next(self) -> bytes | Exception | None:
+        """The next block, an error, or ``None`` at the end or once stopped."""
+        while True:
+            if self._stop():
+                self.interrupted = True
+                return None
+            try:
+                return self._queue.get(timeout=self._poll)
+            except queue.Empty:
+                continue
+
+    def _pump(self) -> None:
+        try:
+            for block in self._blocks:
+                if not self._put(block):
+                    return
+        except Exception as error:  # handed to the caller, who raises it
+            self._put(error)
+            return
+        self._put(None)
+
+    def _put(self, item: bytes | Exception | None) -> bool:
+        """Queue ``item`` unless the caller is gone; whether it was queued."""
+        while not self._abandoned.is_set():
+            try:
+                self._queue.put(item, timeout=self._poll)
+            except queue.Full:
+                continue
+            return True
+        return False

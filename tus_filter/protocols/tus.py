@@ -34,8 +34,9 @@ from ..errors import (
 )
 from ..http import Response
 from ..incoming import UploadRequest
+from ..locking import Lock
 from ..storage import UploadRecord
-from ..streams import BodyReader
+from ..streams import BodyReader, Interruptible
 from ..upload import Upload
 from .base import Outcome, Protocol
 from .tus_headers import (
@@ -244,7 +245,7 @@ class TusProtocol(Protocol):
             with self.storage.lock(record.upload_id) as lock:
                 if with_upload:
                     try:
-                        self._receive(request, record, checksum, new_length=None)
+                        self._receive(request, record, checksum, lock, new_length=None)
                     except TusFilterError:
                         # Nobody has the URL yet: a refused first chunk leaves no upload.
                         self.storage.delete(record.upload_id, lock)
@@ -431,7 +432,8 @@ class TusProtocol(Protocol):
 
         upload_id = request.subpath
         self.own_record(request, upload_id)  # a stranger's id: 404, without waiting for its lock
-        with self.storage.lock(upload_id):
+        # A PATCH still holding the lock is most likely a dead client's: ask it to stop.
+        with self.storage.lock(upload_id, request_release=True) as lock:
             record = self.own_record(request, upload_id)
             if record.concat == FINAL:
                 raise Forbidden("a final upload cannot be patched")
@@ -443,7 +445,7 @@ class TusProtocol(Protocol):
                 return Outcome(Response(204, self._headers(record)))
             if new_length is not None:
                 self._check_declared_length(record, new_length, declared)
-            self._receive(request, record, checksum, new_length=new_length)
+            self._receive(request, record, checksum, lock, new_length=new_length)
             completed = self._finish_if_complete(record)
         if record.concat == PARTIAL and record.finals:
             final_completed = self._settle_finals_quietly(record)
@@ -498,16 +500,19 @@ class TusProtocol(Protocol):
         request: UploadRequest,
         record: UploadRecord,
         checksum: Checksum | None,
+        lock: Lock,
         *,
         new_length: int | None,
     ) -> None:
-        """Write the body at ``record.offset`` and update ``record`` (lock held; caller saves).
+        """Write the body at ``record.offset`` and update ``record`` (``lock`` held; caller saves).
 
-        The bytes that arrived count, even if the client went away early,
-        unless a checksum was given: then the chunk counts only if it is
-        whole and its digest matches; otherwise the tail is cut off and the
-        offset stays.  A body of unknown length (chunked) that runs past the
-        room left is refused as a whole with 413.
+        The bytes that arrived count, even if the client went away early or
+        a newer request asked for the lock (the write then stops at the next
+        block, or while waiting for one), unless a checksum was given: then
+        the chunk counts only if it is whole and its digest matches;
+        otherwise the tail is cut off and the offset stays.  A body of
+        unknown length (chunked) that runs past the room left is refused as
+        a whole with 413.
         """
         length = new_length if new_length is not None else record.length
         room = self._room(length, record.offset)
@@ -525,12 +530,14 @@ class TusProtocol(Protocol):
             limit=room if declared is None else None,
             hashers=(hasher,) if hasher is not None else (),
         )
+        body = Interruptible(reader, lock.release_requested)
         start = record.offset
         self.storage.truncate(record.upload_id, start)  # drop any stale tail first
         try:
-            written = self.storage.write_at(record.upload_id, start, reader)
+            written = self.storage.write_at(record.upload_id, start, body)
+            complete = reader.complete and not body.interrupted
             if checksum is not None and hasher is not None:
-                if not reader.complete:
+                if not complete:
                     raise BadRequest("the body ended early; the checksum cannot be verified")
                 if not hmac.compare_digest(hasher.digest(), checksum.digest):
                     raise ChecksumMismatch(
@@ -543,10 +550,11 @@ class TusProtocol(Protocol):
         if new_length is not None:
             record.length = new_length
         self.touch(record)
-        if not reader.complete:
+        if not complete:
             log.info(
-                "tus_filter: upload %s: body ended after %d of %s bytes",
+                "tus_filter: upload %s: body %s after %d of %s bytes",
                 record.upload_id,
+                "stopped for a newer request" if body.interrupted else "ended",
                 written,
                 declared,
             )
@@ -567,7 +575,8 @@ class TusProtocol(Protocol):
 
     def _delete(self, request: UploadRequest) -> Response:
         self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        with self.storage.lock(request.subpath) as lock:
+        # A running PATCH is asked to stop and save; then the upload goes.
+        with self.storage.lock(request.subpath, request_release=True) as lock:
             record = self.own_record(request, request.subpath)
             if self.settings.on_terminate is not None:
                 self.settings.on_terminate(request.environ, self.info_of(record))
