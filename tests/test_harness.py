@@ -16,7 +16,7 @@ import webtest
 from tests.support import REPO_ROOT
 from tests.support.apps import UPLOAD_KEY, RecordingApp, read_records, recording_app_factory
 from tests.support.node import NodeScriptError, run_node
-from tests.support.servers import serve, serve_processes
+from tests.support.servers import serve, serve_gunicorn, serve_processes
 from tests.support.static import with_static
 
 if TYPE_CHECKING:
@@ -139,6 +139,22 @@ def test_filtered_recording_app_passes_other_requests_through(tmp_path: Path) ->
     with serve_processes("tests.support.apps:filtered_recording_app", kwargs, workers=1) as [url]:
         response = requests.get(url + "/elsewhere", timeout=10)
     assert (response.status_code, response.text) == (404, "no such page")
+
+
+def test_serve_gunicorn_serves_from_its_own_process_and_stops(tmp_path: Path) -> None:
+    with serve_gunicorn("tests.test_harness:pid_app_factory", {"greeting": "hi"}) as url:
+        body = requests.get(url, timeout=10).text
+    assert body.startswith("hi ") and body != f"hi {os.getpid()}"
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url, timeout=10)
+
+
+def test_serve_gunicorn_reports_an_app_that_fails_to_load() -> None:
+    with (
+        pytest.raises(RuntimeError, match="gunicorn exited"),
+        serve_gunicorn("tests.test_harness:no_such_factory"),
+    ):
+        pass
 
 
 def test_serve_processes_reports_worker_that_fails_to_start() -> None:

@@ -1,18 +1,23 @@
-"""Live waitress servers for tests: one in a thread, or several processes.
+"""Live servers for tests: waitress in a thread or in several processes, and gunicorn.
 
-Both context managers yield base URLs without a trailing slash
-(``http://127.0.0.1:PORT``) on an ephemeral loopback port, and on exit stop
-everything they started: sockets, threads, processes and pipes, so that a
-test run with ``-W error`` sees no ``ResourceWarning``.
+Every context manager yields base URLs without a trailing slash
+(``http://127.0.0.1:PORT``) on an ephemeral loopback port, and on exit stops
+everything it started: sockets, threads, processes and pipes, so that a
+test run with ``-W error`` sees no ``ResourceWarning``.  waitress buffers
+each request body before the app runs; gunicorn streams it, which is what
+tests of stalled and vanishing clients need.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import selectors
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -28,6 +33,8 @@ if TYPE_CHECKING:
 
 THREADS = 8
 STOP_TIMEOUT = 10.0
+KILL_GRACE = 3.0  # seconds between SIGTERM and SIGKILL for a gunicorn master
+_LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager
@@ -135,3 +142,62 @@ def _stop(process: subprocess.Popen[str]) -> None:
             process.kill()
             process.wait()
     process.stdout.close()
+
+
+@contextmanager
+def serve_gunicorn(
+    target: str,
+    kwargs: Mapping[str, Any] | None = None,
+    *,
+    threads: int = 4,
+    startup_timeout: float = 30.0,
+) -> Iterator[str]:
+    """Serve ``target(**kwargs)`` with one gunicorn gthread worker on 127.0.0.1.
+
+    ``target`` is a ``"package.module:factory"`` spec; ``kwargs`` must be
+    Python literals (gunicorn parses the call).  gunicorn loads the app,
+    binds an ephemeral port and logs it; this yields that base URL.  On exit the master gets
+    SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds.  Its log goes to a
+    temporary file, printed (so captured by pytest) when the server stops.
+    """
+    call = f"{target}({', '.join(f'{k}={v!r}' for k, v in (kwargs or {}).items())})"
+    command = [
+        sys.executable, "-m", "gunicorn",
+        "--worker-class", "gthread", "--workers", "1", "--threads", str(threads),
+        "--bind", "127.0.0.1:0", "--graceful-timeout", "1", "--log-level", "info",
+        "--no-control-socket",  # one per home directory: parallel test servers would share it
+        "--preload",  # load the app before listening, so a broken one fails the start
+        call,
+    ]
+    with tempfile.TemporaryFile("w+") as log, ExitStack() as stack:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=log, text=True)
+        stack.callback(_print_log, log)
+        stack.callback(_terminate, process)
+        yield _await_listening(process, log, time.monotonic() + startup_timeout)
+
+
+def _await_listening(process: subprocess.Popen[str], log: Any, deadline: float) -> str:
+    """The URL gunicorn logs once it listens."""
+    while time.monotonic() < deadline:
+        log.seek(0)
+        found = _LISTENING.search(log.read())
+        if found:
+            return found.group(1)
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode} before listening")
+        time.sleep(0.05)
+    raise RuntimeError("gunicorn did not listen in time")
+
+
+def _terminate(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(KILL_GRACE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _print_log(log: Any) -> None:
+    log.seek(0)
+    print(log.read())
