@@ -6,7 +6,9 @@ against the stored record and writes through :class:`~tus_filter.storage.Storage
 
 Locking: PATCH, DELETE, the body of a creation-with-upload and the assembly
 of a final upload hold the upload's lock around load → validate → write →
-save.  HEAD reads without it (records are replaced atomically), so it never
+save.  A PATCH or DELETE that finds the lock held asks the holder to let go:
+a PATCH polls for that while it writes and stops, keeping what it wrote.
+HEAD reads without the lock (records are replaced atomically), so it never
 waits behind a long PATCH; it reports the offset of the last finished write.
 The only nested locks are "partial, then final" — never the other way — and
 only one unfinished partial's lock is held at a time, so there is no cycle.
