@@ -166,6 +166,29 @@ def test_stalled_patch_is_taken_over(live: Live) -> None:
     assert record["size"] == SIZE
 
 
+def test_a_taken_over_request_frees_its_worker_thread(live: Live) -> None:
+    """After the takeover gunicorn drains the stalled body for a while, then drops it.
+
+    The server has two threads.  Once the stalled request was taken over,
+    two new stalled PATCHes (other uploads) must both be served at once:
+    so the first request's thread is free again, not wedged by the silent
+    client.
+    """
+    data = payload(SIZE)
+    path = live.create(SIZE)
+    stalled = [open_request(live, patch_head(path, 0, SIZE), data[:HALF])]
+    try:
+        live.wait_for_data(path, HALF)
+        assert live.resume(path, data) == 204
+        others = [live.create(SIZE) for _ in range(2)]
+        stalled += [open_request(live, patch_head(p, 0, SIZE), data[:HALF]) for p in others]
+        for other in others:
+            live.wait_for_data(other, HALF)  # each needs a thread of its own
+    finally:
+        for client in stalled:
+            client.close()
+
+
 def test_delete_during_a_stalled_patch(live: Live) -> None:
     """#102: DELETE stops the stalled PATCH, then terminates the upload: 204, then 404."""
     path = live.create(SIZE)
