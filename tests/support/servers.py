@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import waitress
 
@@ -156,9 +156,10 @@ def serve_gunicorn(
 
     ``target`` is a ``"package.module:factory"`` spec; ``kwargs`` must be
     Python literals (gunicorn parses the call).  gunicorn loads the app,
-    binds an ephemeral port and logs it; this yields that base URL.  On exit the master gets
-    SIGTERM, then SIGKILL after ``KILL_GRACE`` seconds.  Its log goes to a
-    temporary file, printed (so captured by pytest) when the server stops.
+    binds an ephemeral port and logs it; this yields that base URL.  On exit
+    the master (by PID) gets SIGTERM, then SIGKILL after ``KILL_GRACE``
+    seconds.  Its log goes to a temporary file, printed when the server stops
+    (pytest shows it for a failed test).
     """
     call = f"{target}({', '.join(f'{k}={v!r}' for k, v in (kwargs or {}).items())})"
     command = [
@@ -169,18 +170,23 @@ def serve_gunicorn(
         "--preload",  # load the app before listening, so a broken one fails the start
         call,
     ]
-    with tempfile.TemporaryFile("w+") as log, ExitStack() as stack:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=log, text=True)
-        stack.callback(_print_log, log)
+    with tempfile.TemporaryFile() as log, ExitStack() as stack:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=log)
+        stack.callback(lambda: print(_log_text(log)))
         stack.callback(_terminate, process)
         yield _await_listening(process, log, time.monotonic() + startup_timeout)
 
 
-def _await_listening(process: subprocess.Popen[str], log: Any, deadline: float) -> str:
+def _log_text(log: IO[bytes]) -> str:
+    """What the server logged so far (``pread``: the server shares the file offset)."""
+    fd = log.fileno()
+    return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
+
+
+def _await_listening(process: subprocess.Popen[bytes], log: IO[bytes], deadline: float) -> str:
     """The URL gunicorn logs once it listens."""
     while time.monotonic() < deadline:
-        log.seek(0)
-        found = _LISTENING.search(log.read())
+        found = _LISTENING.search(_log_text(log))
         if found:
             return found.group(1)
         if process.poll() is not None:
@@ -189,15 +195,10 @@ def _await_listening(process: subprocess.Popen[str], log: Any, deadline: float) 
     raise RuntimeError("gunicorn did not listen in time")
 
 
-def _terminate(process: subprocess.Popen[str]) -> None:
+def _terminate(process: subprocess.Popen[bytes]) -> None:
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(KILL_GRACE)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-
-
-def _print_log(log: Any) -> None:
-    log.seek(0)
-    print(log.read())
