@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.paste.apps import user_header
 from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header, stored
 
 # -- E. HEAD ---------------------------------------------------------------------------------------
@@ -549,6 +550,25 @@ def test_delete_takes_over_a_running_patch(make_tus: Callable[..., Tus]) -> None
     assert first_result[0].status == 204
     assert tus.head(url).status_int == 404
     assert stored(tus) == 0
+
+
+def test_a_strangers_patch_does_not_stop_the_owners(make_tus: Callable[..., Tus]) -> None:
+    """With ``bind_to_scope`` another scope gets 404 before asking for the lock."""
+    tus = make_tus(lock_timeout=5, scope=user_header, bind_to_scope=True)
+    url = tus.create(10, X_User="alice")
+    headers = {"Upload-Offset": "0", "Content-Type": OCTET}
+    slow = SlowBody(b"AAAAA", b"AAAAA")
+    owner, owner_result = in_thread(
+        lambda: call(tus.filter, "PATCH", url, {**headers, "X-User": "alice"}, slow,
+                     content_length=10)
+    )
+    _wait_for_data(tus, url, b"AAAAA")
+    assert call(tus.filter, "PATCH", url, {**headers, "X-User": "bob"}, b"B" * 10).status == 404
+    assert call(tus.filter, "DELETE", url, {"X-User": "bob"}).status == 404
+    slow.release.set()
+    owner.join(5)
+    assert (owner_result[0].status, owner_result[0].headers["Upload-Offset"]) == (204, "10")
+    assert tus.data(url) == b"A" * 10
 
 
 def test_lock_held_by_anything_else_is_423(make_tus: Callable[..., Tus]) -> None:
