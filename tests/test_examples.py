@@ -415,6 +415,9 @@ import os, signal, sys
 from examples import workers
 
 signal.signal(signal.SIGTERM, workers.stop)
+# Blocked across the forks: a signal caught by a Python handler between
+# fork() and the child's first bytecode is lost; a blocked one stays pending.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
 quitter = os.fork()
 if quitter == 0:
     os._exit(0)
@@ -422,8 +425,9 @@ waiter = os.fork()
 if waiter == 0:
     os.close(1), os.close(2)  # the test reads the parent's output to its end
     signal.alarm(30)  # dies by itself should the supervisor never stop it
-    signal.pause()
+    signal.sigwait({signal.SIGTERM})
     os._exit(0)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 def sigterm_when_the_wait_returns(frame, event, function):
     if event == "c_return" and function in (os.wait, os.waitid):
