@@ -71,9 +71,11 @@ def supervise(pids: list[int]) -> int:
     """
     status = 0
     try:
-        pid, _ = os.wait()
-        log.error("worker %d exited; stopping the others", pid)
-        pids.remove(pid)
+        # WNOWAIT leaves the dead worker unreaped until the loops below: a
+        # SIGTERM arriving just after the wait must not make them signal a
+        # reaped pid (ProcessLookupError, or another process that reused it).
+        dead = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT)
+        log.error("worker %d exited; stopping the others", dead.si_pid)
         status = 1
     except (KeyboardInterrupt, SystemExit):
         pass

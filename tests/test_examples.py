@@ -407,6 +407,46 @@ def test_make_demo_serves_the_page(tmp_path: Path) -> None:
     assert f"finished uploads are moved to {EXAMPLES / 'var' / 'uploads'}" in printed
 
 
+# Two workers: one exits at once, one waits for SIGTERM.  The profile hook
+# delivers the parent's SIGTERM right after the supervisor's wait returns,
+# the moment `kill -TERM -<group>` under load once hit.
+SIGTERM_AFTER_THE_WAIT = """
+import os, signal, sys
+from examples import workers
+
+signal.signal(signal.SIGTERM, workers.stop)
+# Blocked across the forks: a signal caught by a Python handler between
+# fork() and the child's first bytecode is lost; a blocked one stays pending.
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+quitter = os.fork()
+if quitter == 0:
+    os._exit(0)
+waiter = os.fork()
+if waiter == 0:
+    os.close(1), os.close(2)  # the test reads the parent's output to its end
+    signal.alarm(30)  # dies by itself should the supervisor never stop it
+    signal.sigwait({signal.SIGTERM})
+    os._exit(0)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+def sigterm_when_the_wait_returns(frame, event, function):
+    if event == "c_return" and function in (os.wait, os.waitid):
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+sys.setprofile(sigterm_when_the_wait_returns)
+sys.exit(workers.supervise([quitter, waiter]))
+"""
+
+
+def test_workers_supervisor_stops_cleanly_on_sigterm_after_a_worker_exit() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_AFTER_THE_WAIT],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=STARTUP_TIMEOUT,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+
+
 def test_workers_example_shares_uploads_across_processes(tmp_path: Path) -> None:
     with subprocess.Popen(
         [sys.executable, "-m", "examples.workers", "--workers", "2", "--port", "0",

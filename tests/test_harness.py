@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -13,7 +17,7 @@ import pytest
 import requests
 import webtest
 
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, servers
 from tests.support.apps import UPLOAD_KEY, RecordingApp, read_records, recording_app_factory
 from tests.support.node import NodeScriptError, run_node
 from tests.support.servers import serve, serve_gunicorn, serve_processes
@@ -65,6 +69,82 @@ def test_serve_runs_app_in_thread_and_stops() -> None:
     assert (response.status_code, response.text) == (404, "no such page")
     with pytest.raises(requests.ConnectionError):
         requests.get(base_url, timeout=10)
+
+
+NOT_TORN_DOWN = 0.5  # how long a finishing request waits to see serve() close too early
+
+
+def test_serve_lets_a_finishing_request_end_before_closing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The client has the whole response while waitress' task thread still
+    finishes it (``close()``, then pulling the trigger); serve() must not close
+    the connection or the trigger under it (that thread then hits EBADF)."""
+    finishing = threading.Event()
+    kept_alive_closed = threading.Event()
+    closed_under_request: list[bool] = []
+
+    class Body:
+        def __iter__(self) -> Iterator[bytes]:
+            yield b"x" * 100_000  # over waitress' send_bytes: sent by the task thread
+
+        def close(self) -> None:
+            finishing.set()
+            # Nothing in the fixed harness can set the event: waiting out the
+            # timeout is the passing path.
+            closed_under_request.append(kept_alive_closed.wait(NOT_TORN_DOWN))
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        start_response("200 OK", [("Content-Length", "100000")])
+        return Body()
+
+    def wait_for_close(connection: http.client.HTTPConnection) -> None:
+        assert connection.sock is not None
+        with suppress(ConnectionResetError):
+            connection.sock.recv(1)
+        kept_alive_closed.set()
+
+    caplog.set_level(logging.INFO, logger="waitress")
+    with serve(app) as base_url:
+        connection = http.client.HTTPConnection(base_url.removeprefix("http://"), timeout=10)
+        connection.request("GET", "/")
+        assert len(connection.getresponse().read()) == 100_000
+        watcher = threading.Thread(target=wait_for_close, args=(connection,))
+        watcher.start()
+        assert finishing.wait(10)
+    watcher.join(10)
+    connection.close()
+    assert closed_under_request == [False]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_serve_raises_when_a_request_outlives_the_stop_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def stuck(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started.set()
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b""]
+
+    def get(url: str) -> None:
+        with suppress(requests.ConnectionError):  # serve() drops it, as it must
+            requests.get(url, timeout=10)
+
+    monkeypatch.setattr(servers, "STOP_TIMEOUT", 0.2)
+    client = None
+    try:
+        with pytest.raises(RuntimeError, match="still serving"), serve(stuck) as base_url:
+            client = threading.Thread(target=get, args=(base_url,))
+            client.start()
+            assert started.wait(10)
+    finally:
+        release.set()
+        if client is not None:
+            client.join(10)
 
 
 def test_recording_app_records_upload_in_memory_and_on_disk(tmp_path: Path) -> None:

@@ -41,9 +41,9 @@ _LISTENING = re.compile(r"Listening at: (http://127\.0\.0\.1:\d+)")
 def serve(app: WSGIApplication) -> Iterator[str]:
     """Serve ``app`` with waitress on 127.0.0.1 from a daemon thread.
 
-    Yields the base URL.  On exit the listening socket, open connections and
-    waitress' worker threads are closed; requests still running then see
-    their connection dropped.
+    Yields the base URL.  On exit, requests already being served run to the
+    end (raising if one is still running after ``STOP_TIMEOUT``); then the
+    listening socket, open connections and the loop thread are closed.
     """
     socket_map: dict[int, Any] = {}
     server = waitress.create_server(app, map=socket_map, host="127.0.0.1", port=0, threads=THREADS)
@@ -52,11 +52,19 @@ def serve(app: WSGIApplication) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{server.effective_port}"
     finally:
+        # Stop the task threads first, while the loop still runs: a task
+        # thread touches its channel and the trigger until its last line
+        # (HTTPChannel.service pulls the trigger after the response, which
+        # the client may already have read).  Closing them under it writes
+        # to a closed, or reused, descriptor (EBADF).
+        server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
+        still_serving = bool(server.task_dispatcher.threads)
         # The asyncore loop is not thread-safe: close its dispatchers from
         # inside it.  Emptying the map makes server.run() return.
         server.trigger.pull_trigger(lambda: _close_all(server, socket_map))
         loop.join(STOP_TIMEOUT)
-        server.task_dispatcher.shutdown(timeout=STOP_TIMEOUT)
+        if still_serving:
+            raise RuntimeError("a waitress task thread was still serving a request")
         if loop.is_alive():
             raise RuntimeError("waitress loop did not stop")
 
