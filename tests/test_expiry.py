@@ -189,12 +189,13 @@ def test_the_sweep_runs_one_interval_after_the_first_request_then_every_interval
     interval = 1.0
     wrapped, app = make_filter(tmp_path, cleanup_interval=interval)
     stale = seed_expired(wrapped)
-    started = time.monotonic()
+    before = time.monotonic()
     app.get("/files/elsewhere", status=404)  # passes through: touches no upload
+    after = time.monotonic()  # the first sweep is due between before and after + interval
     time.sleep(0.2)
-    if time.monotonic() - started < interval:  # a slow machine cannot prove "not yet"
+    if time.monotonic() - before < interval:  # a slow machine cannot prove "not yet"
         assert upload_dirs(tmp_path) == [stale], "swept during the first requests"
-    time.sleep(max(0.0, started + interval - time.monotonic()))
+    time.sleep(max(0.0, after + interval - time.monotonic()))
     app.get("/files/elsewhere", status=404)
     assert wait_until(lambda: upload_dirs(tmp_path) == [])
     again = seed_expired(wrapped)
