@@ -16,13 +16,11 @@ only one unfinished partial's lock is held at a time, so there is no cycle.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 
 from ..errors import (
     BadRequest,
-    ChecksumMismatch,
     Forbidden,
     MethodNotAllowed,
     OffsetConflict,
@@ -38,8 +36,8 @@ from ..http import Response
 from ..incoming import UploadRequest
 from ..locking import Lock
 from ..storage import UploadRecord
-from ..streams import BodyReader, Interruptible
 from ..upload import Upload
+from .appending import append_body, room, too_large
 from .base import Outcome, Protocol
 from .tus_headers import (
     OFFSET_OCTET_STREAM,
@@ -506,60 +504,10 @@ class TusProtocol(Protocol):
         *,
         new_length: int | None,
     ) -> None:
-        """Write the body at ``record.offset`` and update ``record`` (``lock`` held; caller saves).
-
-        The bytes that arrived count, even if the client went away early or
-        a newer request asked for the lock (the write then stops at the next
-        block, or while waiting for one), unless a checksum was given: then
-        the chunk counts only if it is whole and its digest matches;
-        otherwise the tail is cut off and the offset stays.  A body of
-        unknown length (chunked) that runs past the room left is refused as
-        a whole with 413.
-        """
-        length = new_length if new_length is not None else record.length
-        room = self._room(length, record.offset)
-        declared = request.body_length
-        if declared is not None and room is not None and declared > room:
-            raise PayloadTooLarge("the body is larger than the bytes remaining")
-        if checksum is not None and not checksum.can_match:
-            raise ChecksumMismatch(
-                f"Upload-Checksum: the digest has the wrong length for {checksum.algorithm}"
-            )
-        hasher = checksum.hasher() if checksum is not None else None
-        reader = BodyReader(
-            request.body,
-            declared,
-            limit=room if declared is None else None,
-            hashers=(hasher,) if hasher is not None else (),
+        """Write the body at ``record.offset`` (lock held; caller saves); see ``append_body``."""
+        append_body(
+            self.settings, self.storage, request, record, lock, checksum, new_length=new_length
         )
-        body = Interruptible(reader, lock.release_requested)
-        start = record.offset
-        self.storage.truncate(record.upload_id, start)  # drop any stale tail first
-        try:
-            written = self.storage.write_at(record.upload_id, start, body)
-            complete = reader.complete and not body.interrupted
-            if checksum is not None and hasher is not None:
-                if not complete:
-                    raise BadRequest("the body ended early; the checksum cannot be verified")
-                if not hmac.compare_digest(hasher.digest(), checksum.digest):
-                    raise ChecksumMismatch(
-                        "Upload-Checksum does not match the body; the chunk was discarded"
-                    )
-        except BaseException:
-            self.storage.truncate(record.upload_id, start)
-            raise
-        record.offset = start + written
-        if new_length is not None:
-            record.length = new_length
-        self.touch(record)
-        if not complete:
-            log.info(
-                "tus_filter: upload %s: body %s after %d of %s bytes",
-                record.upload_id,
-                "stopped for a newer request" if body.interrupted else "ended",
-                written,
-                declared,
-            )
 
     def _finish_if_complete(self, record: UploadRecord) -> Upload | None:
         """Save ``record``; complete it if its last byte arrived (lock held).
@@ -589,15 +537,10 @@ class TusProtocol(Protocol):
     # -- limits ------------------------------------------------------------------------------------
 
     def _too_large(self, length: int) -> bool:
-        return self.settings.max_size is not None and length > self.settings.max_size
+        return too_large(self.settings, length)
 
     def _room(self, length: int | None, offset: int) -> int | None:
-        """Bytes that may still be written: up to the length, or ``max_size`` if deferred."""
-        if length is not None:
-            return length - offset
-        if self.settings.max_size is not None:
-            return max(self.settings.max_size - offset, 0)
-        return None
+        return room(self.settings, length, offset)
 
 
 def _method(request: UploadRequest) -> str:

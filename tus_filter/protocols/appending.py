@@ -1,0 +1,102 @@
+"""Appending a request body at an upload's offset: shared by tus and the IETF draft.
+
+Both protocols keep one offset per upload and append the body of a request
+there, so they share the limits (``max_size``, the bytes left) and the write
+itself.  The caller holds the upload's lock and saves the record.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+
+from ..config import Settings
+from ..errors import BadRequest, ChecksumMismatch, PayloadTooLarge
+from ..incoming import UploadRequest
+from ..locking import Lock
+from ..storage import Storage, UploadRecord
+from ..streams import BodyReader, Interruptible
+from .tus_headers import Checksum
+
+log = logging.getLogger("tus_filter")
+
+
+def too_large(settings: Settings, length: int) -> bool:
+    return settings.max_size is not None and length > settings.max_size
+
+
+def room(settings: Settings, length: int | None, offset: int) -> int | None:
+    """Bytes that may still be written: up to the length, or ``max_size`` if unknown."""
+    if length is not None:
+        return length - offset
+    if settings.max_size is not None:
+        return max(settings.max_size - offset, 0)
+    return None
+
+
+def append_body(
+    settings: Settings,
+    storage: Storage,
+    request: UploadRequest,
+    record: UploadRecord,
+    lock: Lock,
+    checksum: Checksum | None = None,
+    *,
+    new_length: int | None = None,
+) -> bool:
+    """Write the body at ``record.offset`` and update ``record``; return whether it was whole.
+
+    ``lock`` is the upload's, held by the caller, who saves the record.  The
+    bytes that arrived count, even if the client went away early or a newer
+    request asked for the lock (the write then stops at the next block, or
+    while waiting for one), unless a checksum was given: then the chunk
+    counts only if it is whole and its digest matches; otherwise the tail is
+    cut off and the offset stays.  A body of unknown length (chunked) that
+    runs past the room left is refused as a whole with 413.
+    """
+    length = new_length if new_length is not None else record.length
+    left = room(settings, length, record.offset)
+    declared = request.body_length
+    if declared is not None and left is not None and declared > left:
+        raise PayloadTooLarge("the body is larger than the bytes remaining")
+    if checksum is not None and not checksum.can_match:
+        raise ChecksumMismatch(
+            f"Upload-Checksum: the digest has the wrong length for {checksum.algorithm}"
+        )
+    hasher = checksum.hasher() if checksum is not None else None
+    reader = BodyReader(
+        request.body,
+        declared,
+        limit=left if declared is None else None,
+        hashers=(hasher,) if hasher is not None else (),
+    )
+    body = Interruptible(reader, lock.release_requested)
+    start = record.offset
+    storage.truncate(record.upload_id, start)  # drop any stale tail first
+    try:
+        written = storage.write_at(record.upload_id, start, body)
+        complete = reader.complete and not body.interrupted
+        if checksum is not None and hasher is not None:
+            if not complete:
+                raise BadRequest("the body ended early; the checksum cannot be verified")
+            if not hmac.compare_digest(hasher.digest(), checksum.digest):
+                raise ChecksumMismatch(
+                    "Upload-Checksum does not match the body; the chunk was discarded"
+                )
+    except BaseException:
+        storage.truncate(record.upload_id, start)
+        raise
+    record.offset = start + written
+    if new_length is not None:
+        record.length = new_length
+    record.touched = time.time()
+    if not complete:
+        log.info(
+            "tus_filter: upload %s: body %s after %d of %s bytes",
+            record.upload_id,
+            "stopped for a newer request" if body.interrupted else "ended",
+            written,
+            declared,
+        )
+    return complete
