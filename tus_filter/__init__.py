@@ -3,7 +3,7 @@
 Architecture, outside in::
 
     filter.TusFilter      WSGI edge: match upload_path, pick a protocol, CORS, hand-off
-    protocols.*           strategies (tus, uid, flowjs, resumablejs): parse, validate, answer
+    protocols.*           strategies (tus, ietf, uid, flowjs, resumablejs): parse, validate, answer
     storage.Storage       records + data files written at offsets, expiry (no HTTP in it)
     locking.FileLocker    per-upload flock locks, shared by threads and processes
     handoff               calls the app once per completed upload, merges its answer

@@ -33,7 +33,7 @@ def remote_user(environ: dict[str, Any]) -> str:
     return str(environ.get("REMOTE_USER") or "")
 
 
-PROTOCOL_NAMES = ("tus", "uid", "flowjs", "resumablejs")
+PROTOCOL_NAMES = ("tus", "ietf", "uid", "flowjs", "resumablejs")
 MAX_CLEANUP_INTERVAL = 600.0  # seconds: the longest default gap between two sweeps
 DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
 

@@ -97,9 +97,37 @@ class MethodNotAllowed(TusFilterError):
 
 
 class OffsetConflict(TusFilterError):
+    """``expected`` is the upload's offset, ``provided`` the request's (when known)."""
+
     status = 409
     code = "offset_mismatch"
     default_message = "Upload-Offset does not match the current offset"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        expected: int | None = None,
+        provided: int | None = None,
+    ):
+        super().__init__(message, headers=headers)
+        self.expected = expected
+        self.provided = provided
+
+
+class InconsistentLength(BadRequest):
+    """Two indications of an upload's length disagree (IETF draft)."""
+
+    code = "inconsistent_length"
+    default_message = "inconsistent length values for upload"
+
+
+class AlreadyComplete(BadRequest):
+    """Data sent to an upload that is already complete (IETF draft)."""
+
+    code = "completed"
+    default_message = "upload is already completed"
 
 
 class PayloadTooLarge(TusFilterError):

@@ -50,7 +50,7 @@ class TusFilter:
       last request, and a finished one after completion (``0``: forever).
     * ``cleanup_interval`` — seconds between two background sweeps for expired
       uploads (default ``min(600, upload_valid_duration / 2)``).
-    * ``protocols`` — enabled strategies: ``tus``, ``uid``, ``flowjs``, ``resumablejs``.
+    * ``protocols`` — enabled strategies: ``tus``, ``ietf``, ``uid``, ``flowjs``, ``resumablejs``.
     * ``checksum_algorithms`` — tus checksum extension (empty: disabled).
     * ``lock_timeout`` — seconds to wait for an upload's lock.
     * ``cors_origins`` — ``"*"`` or origins allowed to upload cross-origin.

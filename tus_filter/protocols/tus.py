@@ -39,6 +39,7 @@ from ..storage import UploadRecord
 from ..upload import Upload
 from .appending import append_body, room, too_large
 from .base import Outcome, Protocol
+from .ietf import upload_limit
 from .tus_headers import (
     OFFSET_OCTET_STREAM,
     TUS_VERSION,
@@ -167,6 +168,8 @@ class TusProtocol(Protocol):
             headers["Tus-Max-Size"] = str(self.settings.max_size)
         if self.settings.checksum_algorithms:
             headers["Tus-Checksum-Algorithm"] = ",".join(self.settings.checksum_algorithms)
+        if "ietf" in self.settings.protocols:
+            headers.update(upload_limit(self.settings))  # the draft's discovery, same path
         # 200, as tusd: the spec allows 204 too, but waitress closes the connection after a 204.
         return Response(200, headers)
 
