@@ -1,7 +1,9 @@
 """Real tus clients against the filter served by waitress.
 
 * tuspy 1.1.0 (``tusclient``), in process, over real sockets;
-* tus-js-client 4.3.1 under Node (``tests/node/tus_upload.js``).
+* tus-js-client 4.3.1 under Node (``tests/node/tus_upload.js``), speaking tus
+  and, with ``protocol: 'ietf-draft-05'`` / ``'ietf-draft-03'``, the IETF
+  draft (interop versions 6 and 5).
 
 Every test checks that the bytes the application received are identical to
 the file sent (sha256) and that the application was called exactly once per
@@ -15,6 +17,7 @@ import io
 import json
 import random
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,3 +276,106 @@ def test_tus_js_client_terminate(server: Server, tmp_path: Path) -> None:
     assert result["terminated"]  # the DELETE was answered 204
     head = requests.head(result["url"], headers={"Tus-Resumable": "1.0.0"}, timeout=10)
     assert head.status_code == 404
+
+
+# -- tus-js-client speaking the IETF draft (protocol "ietf") ---------------------------------------
+
+IETF_PROTOCOLS = [
+    pytest.param("ietf-draft-05", id="draft-05-interop-6"),
+    pytest.param("ietf-draft-03", id="draft-03-interop-5"),
+]
+
+
+@pytest.mark.parametrize("protocol", IETF_PROTOCOLS)
+@pytest.mark.parametrize(
+    ("size", "options", "expected_methods"),
+    [
+        pytest.param(300 * KIB, {}, ["POST", "PATCH"], id="single-patch"),
+        pytest.param(
+            600 * KIB, {"chunkSize": 256 * KIB}, ["POST", "PATCH", "PATCH", "PATCH"], id="chunked"
+        ),
+        pytest.param(0, {}, ["POST"], id="empty-file"),
+        pytest.param(
+            300 * KIB, {"uploadDataDuringCreation": True}, ["POST"], id="data-during-creation"
+        ),
+    ],
+)
+def test_tus_js_client_ietf(
+    server: Server,
+    tmp_path: Path,
+    protocol: str,
+    size: int,
+    options: dict[str, Any],
+    expected_methods: list[str],
+) -> None:
+    data = payload(size, seed=8)
+    result = tjc(server, data, tmp_path, options={"protocol": protocol, **options})
+    assert methods(result) == expected_methods
+    assert all(200 <= status < 300 for _m, status, _o in result["requests"])
+    handoff = server.only_handoff(result["url"])
+    assert (handoff["size"], handoff["sha256"], handoff["protocol"]) == (size, sha256(data), "ietf")
+
+
+@pytest.mark.parametrize("protocol", IETF_PROTOCOLS)
+def test_tus_js_client_ietf_resume(server: Server, tmp_path: Path, protocol: str) -> None:
+    """Abort after the first chunk; a new Upload given the URL HEADs and appends the rest."""
+    data = payload(700 * KIB, seed=9)
+    options = {"protocol": protocol, "chunkSize": 256 * KIB}
+    first = tjc(server, data, tmp_path, options=options, abortAfter=1)
+    assert first["aborted"] and first["bytesAccepted"] == 256 * KIB
+    assert server.app.calls == []
+    second = tjc(server, data, tmp_path, options={**options, "uploadUrl": first["url"]})
+    assert second["url"] == first["url"]
+    assert methods(second) == ["HEAD", "PATCH", "PATCH"]
+    assert second["requests"][1][2] == str(256 * KIB)  # resumed at the stored offset
+    handoff = server.only_handoff(first["url"])
+    assert (handoff["sha256"], handoff["protocol"]) == (sha256(data), "ietf")
+
+
+@pytest.mark.parametrize("protocol", IETF_PROTOCOLS)
+def test_tus_js_client_ietf_metadata_reaches_hook_and_app(tmp_path: Path, protocol: str) -> None:
+    """The draft carries no metadata, but tus-js-client sends tus's ``Upload-Metadata`` in
+    its draft modes too: the ``on_create`` hook and the application both see it."""
+    seen: list[Any] = []
+    app = RecordingApp()
+    wrapped = TusFilter(
+        app,
+        tmp_file_dir=str(tmp_path / "store"),
+        on_create=lambda environ, info: seen.append(info),
+    )
+    metadata = {"filename": "naïve résumé 🎉.txt", "filetype": "text/plain"}
+    data = payload(20 * KIB, seed=10)
+    with serve(wrapped) as base_url:
+        server = Server(base_url + "/files", app, wrapped)
+        result = tjc(server, data, tmp_path, options={"protocol": protocol, "metadata": metadata})
+    [info] = seen
+    assert (info.protocol, info.filename, info.size) == ("ietf", metadata["filename"], len(data))
+    handoff = server.only_handoff(result["url"])
+    assert (handoff["filename"], handoff["content_type"]) == (metadata["filename"], "text/plain")
+    assert handoff["metadata"] == metadata
+
+
+def test_tus_and_ietf_uploads_at_once_on_one_path(server: Server, tmp_path: Path) -> None:
+    """Mixed traffic: tuspy (tus) and tus-js-client (draft) in parallel, each handed off once."""
+    sources = {f"tus-{n}": payload(300 * KIB + n, seed=20 + n) for n in range(3)}
+    sources.update({f"ietf-{n}": payload(300 * KIB + n, seed=30 + n) for n in range(3)})
+    chunk = {"chunkSize": 100 * KIB}
+
+    def upload(name: str) -> str:
+        data = sources[name]
+        if name.startswith("tus"):
+            return str(tuspy_upload(server, data, chunk_size=100 * KIB).url)
+        protocol = "ietf-draft-05" if name.endswith(("0", "2")) else "ietf-draft-03"
+        options = {"protocol": protocol, **chunk}
+        return str(tjc(server, data, tmp_path / name, options=options)["url"])
+
+    for name in sources:
+        (tmp_path / name).mkdir()
+    with ThreadPoolExecutor(max_workers=len(sources)) as pool:
+        urls = dict(zip(sources, pool.map(upload, sources), strict=True))
+    by_id = {call["upload_id"]: call for call in server.app.calls}
+    assert len(server.app.calls) == len(by_id) == len(sources)
+    for name, url in urls.items():
+        handoff = by_id[url.rsplit("/", 1)[1]]
+        assert handoff["sha256"] == sha256(sources[name])
+        assert handoff["protocol"] == name.split("-")[0]
