@@ -406,6 +406,25 @@ def test_append_completing_the_upload_returns_the_app_answer(
     assert (handoff["size"], handoff["protocol"]) == (10, "ietf")
 
 
+def test_an_app_refusing_the_file_still_says_the_upload_is_complete(
+    make_draft: Callable[..., Draft],
+) -> None:
+    """"4xx ... indicate in this case that the representation was fully transmitted, but an
+    error occurred while processing it": ``Upload-Complete: ?1`` tells the client not to resume."""
+
+    def refusing_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        start_response("422 Unprocessable Entity", [("Content-Type", "text/plain")])
+        return [b"not an image"]
+
+    draft = make_draft(app=refusing_app)
+    path = draft.new(6, b"abc")
+    response = draft.append(path, 3, b"def", complete=True)
+    assert (response.status_int, response.body) == (422, b"not an image")
+    assert draft.is_complete(response) is True
+    created = draft.create(b"abc", complete=True)
+    assert (created.status_int, draft.is_complete(created)) == (422, True)
+
+
 def test_offset_mismatch_is_409_with_the_right_offset(draft: Draft) -> None:
     """Mismatching Offset: 409, ``Upload-Complete: ?0``, the correct ``Upload-Offset``."""
     path = draft.new(100, b"x" * 25)

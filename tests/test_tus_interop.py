@@ -355,6 +355,15 @@ def test_tus_js_client_ietf_metadata_reaches_hook_and_app(tmp_path: Path, protoc
     assert handoff["metadata"] == metadata
 
 
+@pytest.mark.parametrize("protocol", IETF_PROTOCOLS)
+def test_tus_js_client_ietf_terminate(server: Server, tmp_path: Path, protocol: str) -> None:
+    """``Upload.terminate(url, {protocol})``: the draft's DELETE, answered 204."""
+    result = tjc(server, payload(KIB), tmp_path, options={"protocol": protocol}, terminate=True)
+    assert result["terminated"]
+    head = requests.head(result["url"], headers={"Upload-Draft-Interop-Version": "6"}, timeout=10)
+    assert head.status_code == 404
+
+
 def test_tus_and_ietf_uploads_at_once_on_one_path(server: Server, tmp_path: Path) -> None:
     """Mixed traffic: tuspy (tus) and tus-js-client (draft) in parallel, each handed off once."""
     sources = {f"tus-{n}": payload(300 * KIB + n, seed=20 + n) for n in range(3)}

@@ -145,7 +145,8 @@ class TusFilter:
         if outcome.completed is not None:
             answer = call_app(self.app, environ, outcome.completed,
                               send_file=self.settings.send_file)
-            response = merge(response, answer, protocol.essential_headers())
+            kept = {**protocol.essential_headers(), **outcome.kept_headers}
+            response = merge(response, answer, kept)
         self.cors.decorate(environ, response)
         return self._respond(environ, start_response, response)
 

@@ -67,7 +67,10 @@ upload = new tus.Upload(input, {
       report({})
       return
     }
-    tus.Upload.terminate(upload.url, {}).then(() => report({ terminated: true }), fail)
+    tus.Upload.terminate(upload.url, { protocol: upload.options.protocol }).then(
+      () => report({ terminated: true }),
+      fail,
+    )
   },
   onError: fail,
 })

@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..config import Settings
@@ -40,8 +40,11 @@ RETRY_AFTER_SECONDS = "1"
 
 @dataclass
 class Outcome:
+    """``kept_headers`` stay on the final response whatever the application answers."""
+
     response: Response
     completed: Upload | None = None
+    kept_headers: dict[str, str] = field(default_factory=dict)
 
 
 class Protocol(ABC):

@@ -192,7 +192,7 @@ class IetfProtocol(Protocol):
             **self._state(interop, record),
             **self.limits(interop, record),
         }
-        return Outcome(Response(201, headers), completed)
+        return _outcome(interop, Response(201, headers), completed)
 
     def _settle(self, record: UploadRecord, *, complete: bool) -> Upload | None:
         """Save ``record`` after a whole body; complete it if it is done (lock held)."""
@@ -250,7 +250,7 @@ class IetfProtocol(Protocol):
             new_length = length if record.length is None else None
             whole = append_body(self.settings, self.storage, request, record, new_length=new_length)
             completed = self._settle(record, complete=complete and whole)
-        return Outcome(Response(204, self._state(interop, record)), completed)
+        return _outcome(interop, Response(204, self._state(interop, record)), completed)
 
     # -- cancellation ------------------------------------------------------------------------------
 
@@ -287,6 +287,14 @@ def upload_limit(
         members[interop.age_limit] = max(int(expires - time.time()), 0)
     # "If the server does not apply any limits, it MUST use min-size=0."
     return {"Upload-Limit": serialize_dictionary(members or {"min-size": 0})}
+
+
+def _outcome(interop: Interop, response: Response, completed: Upload | None) -> Outcome:
+    """A completing request's final response says ``Upload-Complete: ?1``, even when the
+    application refuses the file: the client must not resume what was all received."""
+    if completed is None:
+        return Outcome(response)
+    return Outcome(response, completed, kept_headers=interop.complete_header(True))
 
 
 # -- request fields --------------------------------------------------------------------------------
