@@ -219,6 +219,15 @@ def test_creation_refusals_leave_no_upload(
     assert draft.tus.handoffs == []
 
 
+def test_a_body_too_large_is_refused_before_the_hook_runs(
+    make_draft: Callable[..., Draft],
+) -> None:
+    seen: list[UploadInfo] = []
+    draft = make_draft(max_size=10, on_create=lambda environ, info: seen.append(info))
+    response = draft.create(b"x" * 11)
+    assert (response.status_int, seen) == (413, [])
+
+
 @pytest.mark.parametrize(
     "value",
     [

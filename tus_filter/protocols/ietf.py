@@ -44,7 +44,7 @@ from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import UploadRecord
 from ..upload import Upload
-from .appending import append_body, too_large
+from .appending import append_body, room, too_large
 from .base import Outcome, Protocol
 from .ietf_versions import (
     COMPLETED_UPLOAD,
@@ -165,6 +165,9 @@ class IetfProtocol(Protocol):
         length = _length_of(request, complete, offset=0, known=None)
         if length is not None and too_large(self.settings, length):
             raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {self.settings.max_size}")
+        left, declared = room(self.settings, length, 0), request.body_length
+        if declared is not None and left is not None and declared > left:
+            raise PayloadTooLarge("the body is larger than the upload may be")
         metadata = parse_metadata(request.header("Upload-Metadata"))  # tus-js-client sends it
         record = UploadRecord(
             upload_id=self.storage.new_id(),
