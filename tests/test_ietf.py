@@ -495,6 +495,28 @@ def test_append_with_a_length_inconsistent_with_the_recorded_one(draft: Draft) -
     assert draft.tus.record(path).offset == 3
 
 
+def test_a_completing_body_of_unknown_length_short_of_the_length(
+    make_tus: Callable[..., Tus], version: int
+) -> None:
+    """``?1`` with a chunked body that ends before ``Upload-Length``: inconsistent, but the
+    bytes that arrived count (the offset never goes back)."""
+    tus = make_tus()
+    draft = Draft(tus, version)
+    path = draft.new(10, b"123")
+    headers = {
+        "Tus-Resumable": None,
+        "Upload-Draft-Interop-Version": str(version),
+        "Upload-Offset": "3",
+        "Content-Type": PARTIAL,
+        **draft.complete(True),
+    }
+    answer = call(tus.filter, "PATCH", path, headers, b"45", chunked=True)
+    assert answer.status == 400
+    head = draft.head(path)
+    assert (head.headers["Upload-Offset"], draft.is_complete(head)) == ("5", False)
+    assert tus.handoffs == []
+
+
 def test_append_of_unknown_length_completes_at_the_last_byte(draft: Draft) -> None:
     """Length unknown until ``Upload-Complete: ?1`` with a ``Content-Length``."""
     path = draft.new(None, b"abc")

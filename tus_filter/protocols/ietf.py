@@ -203,11 +203,11 @@ class IetfProtocol(Protocol):
             record.length = record.offset
         if record.length is not None and record.offset == record.length:
             return self.complete(record)
+        self.storage.save(record)  # what arrived counts, even if the client erred
         if complete:
             raise InconsistentLength(
                 f"the upload was declared complete at {record.offset} of {record.length} bytes"
             )
-        self.storage.save(record)
         return None
 
     # -- offset retrieval --------------------------------------------------------------------------
@@ -308,7 +308,8 @@ def _interop_of(request: UploadRequest) -> Interop:
     raw = request.header(INTEROP_FIELD)
     if raw is None:
         return LATEST
-    interop = INTEROP_VERSIONS.get(parse_integer(raw) or -1)
+    number = parse_integer(raw)
+    interop = None if number is None else INTEROP_VERSIONS.get(number)
     if interop is None:
         served = f"{min(INTEROP_VERSIONS)} to {max(INTEROP_VERSIONS)}"
         raise BadRequest(f"{INTEROP_FIELD} {raw!r} is not served; this server speaks {served}")
