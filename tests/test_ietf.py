@@ -700,3 +700,73 @@ def test_with_ietf_disabled_draft_requests_reach_the_app(make_tus: Callable[...,
     )
     assert (response.status_int, response.body) == (404, b"no such page")
     assert stored(tus) == 0
+
+
+# -- the differences between interop versions, one row each ----------------------------------------
+
+
+def _unfinished_head(draft: Draft) -> webtest.TestResponse:
+    return draft.head(draft.new(10, b"abc"))
+
+
+def _patch_without_media_type(draft: Draft) -> webtest.TestResponse:
+    return draft.append(draft.new(10), 0, b"abc", headers={"Content-Type": None})
+
+
+def _mismatch(draft: Draft) -> webtest.TestResponse:
+    return draft.append(draft.new(10), 5, b"abc")
+
+
+def _append_to_completed(draft: Draft) -> webtest.TestResponse:
+    path = strip_host(draft.create(b"abc", complete=True).headers["Location"])
+    return draft.append(path, 3, b"more", complete=True)
+
+
+def _inconsistent_creation(draft: Draft) -> webtest.TestResponse:
+    return draft.create(b"abc", complete=True, Upload_Length="4")
+
+
+def _problem_type(response: webtest.TestResponse) -> str | None:
+    if response.headers.get("Content-Type") != "application/problem+json":
+        return None
+    return str(json.loads(response.body)["type"]).removeprefix(PROBLEM)
+
+
+@pytest.mark.parametrize(
+    ("version", "act", "observe", "expected"),
+    [
+        pytest.param(3, _unfinished_head, lambda r: r.headers.get("Upload-Incomplete"), "?1",
+                     id="3-upload-incomplete-inverted"),
+        pytest.param(4, _unfinished_head, lambda r: r.headers.get("Upload-Complete"), "?0",
+                     id="4-upload-complete-replaces-it"),
+        pytest.param(5, _unfinished_head, lambda r: r.headers.get("Upload-Limit"), None,
+                     id="5-no-upload-limit-yet"),
+        pytest.param(6, _unfinished_head, lambda r: sorted(limits(r) or {}), ["expires"],
+                     id="6-upload-limit-lifetime-is-expires"),
+        pytest.param(7, _unfinished_head, lambda r: sorted(limits(r) or {}), ["max-age"],
+                     id="7-expires-renamed-max-age"),
+        pytest.param(5, _patch_without_media_type, lambda r: r.status_int, 204,
+                     id="5-any-patch-media-type"),
+        pytest.param(6, _patch_without_media_type, lambda r: r.status_int, 415,
+                     id="6-patch-needs-partial-upload"),
+        pytest.param(5, _mismatch, _problem_type, None, id="5-no-problem-types-yet"),
+        pytest.param(6, _mismatch, _problem_type, "mismatching-upload-offset",
+                     id="6-mismatching-offset-problem"),
+        pytest.param(6, _inconsistent_creation, _problem_type, None,
+                     id="6-no-inconsistent-length-type-yet"),
+        pytest.param(7, _inconsistent_creation, _problem_type, "inconsistent-upload-length",
+                     id="7-inconsistent-length-problem"),
+        pytest.param(8, _append_to_completed, _problem_type, "completed-upload",
+                     id="8-completed-upload-problem"),
+        pytest.param(9, _append_to_completed, _problem_type, None,
+                     id="9-completed-upload-type-dropped"),
+    ],
+)
+def test_interop_differences(
+    make_tus: Callable[..., Tus],
+    version: int,
+    act: Callable[[Draft], webtest.TestResponse],
+    observe: Callable[[webtest.TestResponse], object],
+    expected: object,
+) -> None:
+    assert observe(act(Draft(make_tus(), version))) == expected
