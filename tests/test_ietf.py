@@ -687,7 +687,7 @@ def test_options(
 ) -> None:
     """"When responding to an OPTIONS request ... the server MUST include Upload-Limit"."""
     response = make_tus(**options).request("OPTIONS", "/files", headers, tus=False)
-    assert response.status_int == 204
+    assert response.status_int in (200, 204)  # the draft's answer is 200, tus's its own
     for name, value in expected.items():
         assert response.headers.get(name) == value, name
 

@@ -24,7 +24,6 @@ and nobody can resume: the upload is deleted at once.
 from __future__ import annotations
 
 import json
-import re
 import time
 from email.message import Message
 
@@ -63,7 +62,6 @@ INTEROP_FIELD = "Upload-Draft-Interop-Version"
 #: Any of these (and no ``Tus-Resumable``) makes a request the draft's.
 DRAFT_FIELDS = (INTEROP_FIELD, "Upload-Complete", "Upload-Incomplete")
 
-_ID = re.compile(r"^[0-9a-f]{32}$")
 _COLLECTION_ALLOW = ["POST", "OPTIONS"]
 _UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 _PROBLEMS: tuple[tuple[type[TusFilterError], str, str], ...] = (
@@ -108,13 +106,11 @@ class IetfProtocol(Protocol):
     def _route(self, interop: Interop, request: UploadRequest) -> Outcome:
         method = request.method
         if method == "OPTIONS":
-            return Outcome(Response(204, self.limits(interop)))
+            return Outcome(Response(200, upload_limit(self.settings, interop)))  # as tusd
         if not request.subpath:
             if method == "POST":
                 return self._create(interop, request)
             raise MethodNotAllowed(_COLLECTION_ALLOW)
-        if not _ID.match(request.subpath):
-            raise UploadNotFound()
         if method == "HEAD":
             return Outcome(self._head(interop, request.subpath))
         if method == "PATCH":
@@ -124,13 +120,6 @@ class IetfProtocol(Protocol):
         raise MethodNotAllowed(_UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
-
-    def limits(self, interop: Interop, record: UploadRecord | None = None) -> dict[str, str]:
-        return upload_limit(self.settings, interop, record)
-
-    def _state(self, interop: Interop, record: UploadRecord) -> dict[str, str]:
-        """``Upload-Offset`` and the completeness field, the state every answer reports."""
-        return {"Upload-Offset": str(record.offset), **interop.complete_header(record.is_complete)}
 
     def render_error(self, status: int, error: TusFilterError) -> Response:
         return Response.text(status, f"{error.message}\n", {"X-Content-Type-Options": "nosniff"})
@@ -148,7 +137,7 @@ class IetfProtocol(Protocol):
         if interop is not None:
             response.headers.update(interop.complete_header(False))
             if response.status == 413:
-                response.headers.update(self.limits(interop))
+                response.headers.update(upload_limit(self.settings, interop))
             problem = _problem(error, interop)
             if problem is not None:
                 response.body = json.dumps(problem).encode()
@@ -192,8 +181,8 @@ class IetfProtocol(Protocol):
                 raise
         headers = {
             "Location": f"{request.collection_url}/{record.upload_id}",
-            **self._state(interop, record),
-            **self.limits(interop, record),
+            **_state(interop, record),
+            **upload_limit(self.settings, interop, record),
         }
         return _outcome(interop, Response(201, headers), completed)
 
@@ -215,10 +204,10 @@ class IetfProtocol(Protocol):
     def _head(self, interop: Interop, upload_id: str) -> Response:
         # No lock: records are replaced atomically, and a HEAD must not wait for a PATCH.
         record = self._own(upload_id)
-        headers = {**self._state(interop, record), "Cache-Control": "no-store"}
+        headers = {**_state(interop, record), "Cache-Control": "no-store"}
         if record.length is not None:
             headers["Upload-Length"] = str(record.length)
-        headers.update(self.limits(interop, record))
+        headers.update(upload_limit(self.settings, interop, record))
         return Response(204, headers)
 
     # -- append ------------------------------------------------------------------------------------
@@ -245,7 +234,7 @@ class IetfProtocol(Protocol):
             if record.is_complete:
                 if complete and request.body_length == 0:
                     # A retried completion whose answer was lost: nothing to hand off again.
-                    return Outcome(Response(204, self._state(interop, record)))
+                    return Outcome(Response(204, _state(interop, record)))
                 raise AlreadyComplete()
             length = _length_of(request, complete, offset=record.offset, known=record.length)
             if length is not None and too_large(self.settings, length):
@@ -253,7 +242,7 @@ class IetfProtocol(Protocol):
             new_length = length if record.length is None else None
             whole = append_body(self.settings, self.storage, request, record, new_length=new_length)
             completed = self._settle(record, complete=complete and whole)
-        return _outcome(interop, Response(204, self._state(interop, record)), completed)
+        return _outcome(interop, Response(204, _state(interop, record)), completed)
 
     # -- cancellation ------------------------------------------------------------------------------
 
@@ -290,6 +279,11 @@ def upload_limit(
         members[interop.age_limit] = max(int(expires - time.time()), 0)
     # "If the server does not apply any limits, it MUST use min-size=0."
     return {"Upload-Limit": serialize_dictionary(members or {"min-size": 0})}
+
+
+def _state(interop: Interop, record: UploadRecord) -> dict[str, str]:
+    """``Upload-Offset`` and the completeness field, the state every answer reports."""
+    return {"Upload-Offset": str(record.offset), **interop.complete_header(record.is_complete)}
 
 
 def _outcome(interop: Interop, response: Response, completed: Upload | None) -> Outcome:
