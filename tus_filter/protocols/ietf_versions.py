@@ -26,7 +26,6 @@ INCONSISTENT_LENGTH = "inconsistent-upload-length"
 @dataclass(frozen=True)
 class Interop:
     version: int
-    drafts: str
     #: ``Upload-Incomplete`` (interop 3) says the inverse of ``Upload-Complete``.
     complete_field: str = "Upload-Complete"
     #: The media type a PATCH must carry (interop 6 on), or None.
@@ -55,16 +54,19 @@ _UNTIL_8 = frozenset({MISMATCHING_OFFSET, COMPLETED_UPLOAD, INCONSISTENT_LENGTH}
 INTEROP_VERSIONS: dict[int, Interop] = {
     interop.version: interop
     for interop in (
-        Interop(3, "-01", complete_field="Upload-Incomplete",
+        # draft -01
+        Interop(3, complete_field="Upload-Incomplete",
                 append_media_type=None, limits=False, problems=_NO_PROBLEMS),
-        Interop(4, "-02", append_media_type=None, limits=False, problems=_NO_PROBLEMS),
-        Interop(5, "-03", append_media_type=None, limits=False, problems=_NO_PROBLEMS),
-        Interop(6, "-04, -05", age_limit="expires",
-                problems=frozenset({MISMATCHING_OFFSET, COMPLETED_UPLOAD})),
-        Interop(7, "-06 to -08", problems=_UNTIL_8),
-        Interop(8, "-09 to -11", problems=_UNTIL_8),
-        # -12 dropped the completed-upload problem type.
-        Interop(9, "-12 on"),
+        # -02, -03
+        Interop(4, append_media_type=None, limits=False, problems=_NO_PROBLEMS),
+        Interop(5, append_media_type=None, limits=False, problems=_NO_PROBLEMS),
+        # -04, -05
+        Interop(6, age_limit="expires", problems=frozenset({MISMATCHING_OFFSET, COMPLETED_UPLOAD})),
+        # -06 to -08, -09 to -11
+        Interop(7, problems=_UNTIL_8),
+        Interop(8, problems=_UNTIL_8),
+        # -12 on: the completed-upload problem type is gone
+        Interop(9),
     )
 }
 
