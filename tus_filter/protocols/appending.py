@@ -10,14 +10,17 @@ from __future__ import annotations
 import hmac
 import logging
 import time
+from typing import TYPE_CHECKING
 
-from ..config import Settings
 from ..errors import BadRequest, ChecksumMismatch, PayloadTooLarge
 from ..incoming import UploadRequest
 from ..locking import Lock
 from ..storage import Storage, UploadRecord
 from ..streams import BodyReader, Interruptible
 from .tus_headers import Checksum
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("tus_filter")
 

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import time
 from email.message import Message
+from typing import TYPE_CHECKING
 
-from ..config import Settings
 from ..errors import (
     AlreadyComplete,
     BadRequest,
@@ -57,6 +57,9 @@ from .ietf_versions import (
 )
 from .structured import parse_integer, serialize_dictionary
 from .tus_headers import content_type_of, filename_of, parse_metadata
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 INTEROP_FIELD = "Upload-Draft-Interop-Version"
 #: Any of these (and no ``Tus-Resumable``) makes a request the draft's.
