@@ -3,14 +3,15 @@
 * **Protocols.** An upload answers only the protocol that created it
   (``Protocol.own_record``).  Every upload is created with one protocol and
   then addressed with each verb of every other protocol that can name an id
-  (tus HEAD, PATCH, DELETE and concatenation; uid's ``uploadUid``): the
+  (tus and the IETF draft: HEAD, PATCH, DELETE; tus concatenation; uid's
+  ``uploadUid``): the
   answer must be the one an unknown id of the same shape gets, and the bytes
   and record on disk must not change.  flow.js and resumable.js cannot name
   an id: their keys are hashes over their own protocol name.
 * **Scopes.** The ``scope`` hook (here: the ``X-User`` header, as an app that
   authenticates inside itself would decide; ``REMOTE_USER`` stays empty)
-  keys flow.js and resumable.js uploads, and with ``bind_to_scope`` a tus or
-  uid upload answers only its creator's scope.
+  keys flow.js and resumable.js uploads, and with ``bind_to_scope`` a tus,
+  IETF-draft or uid upload answers only its creator's scope.
 * **Refusals.** A hook's ``Reject`` is answered with a status the client
   gives up on; an unreadable multipart body with chunk markers is a 400.
 """
@@ -62,6 +63,18 @@ def uid_request(
     )
 
 
+DRAFT = {"Upload-Draft-Interop-Version": "6"}
+PARTIAL_UPLOAD = "application/partial-upload"
+
+
+def create_ietf(tus: Tus, user: str | None = None) -> str:
+    """An IETF-draft upload of 10 bytes holding ``hello``; its id."""
+    headers = {**DRAFT, "Upload-Complete": "?0", "Upload-Length": "10", **as_user(user)}
+    response = tus.request("POST", "/files", headers, b"hello", tus=False)
+    assert response.status_int == 201, response.body
+    return str(response.headers["Location"]).rsplit("/", 1)[1]
+
+
 def create_uid(tus: Tus, user: str | None = None) -> str:
     """A uid upload of 10 bytes in 2 chunks, chunk 0 (``hello``) stored; its id."""
     fields = {"uploadUid": "", "fileName": "a.txt", "totalSize": 10,
@@ -97,6 +110,7 @@ def create_chunked(protocol: str) -> Callable[[Tus], str]:
 
 CREATE: dict[str, Callable[[Tus], str]] = {
     "tus": create_tus,
+    "ietf": create_ietf,
     "uid": create_uid,
     "flowjs": create_chunked("flowjs"),
     "resumablejs": create_chunked("resumablejs"),
@@ -127,6 +141,25 @@ def tus_concat(tus: Tus, upload_id: str, user: str | None = None) -> webtest.Tes
     return tus.request("POST", "/files", {"Upload-Concat": header, **as_user(user)})
 
 
+def ietf_head(tus: Tus, upload_id: str, user: str | None = None) -> webtest.TestResponse:
+    return tus.request("HEAD", f"/files/{upload_id}", {**DRAFT, **as_user(user)}, tus=False)
+
+
+def ietf_patch(tus: Tus, upload_id: str, user: str | None = None) -> webtest.TestResponse:
+    headers = {
+        **DRAFT,
+        "Upload-Offset": "5",
+        "Upload-Complete": "?0",
+        "Content-Type": PARTIAL_UPLOAD,
+        **as_user(user),
+    }
+    return tus.request("PATCH", f"/files/{upload_id}", headers, b"XXXXX", tus=False)
+
+
+def ietf_delete(tus: Tus, upload_id: str, user: str | None = None) -> webtest.TestResponse:
+    return tus.request("DELETE", f"/files/{upload_id}", {**DRAFT, **as_user(user)}, tus=False)
+
+
 def uid_post(tus: Tus, upload_id: str, user: str | None = None) -> webtest.TestResponse:
     fields = {"uploadUid": upload_id, "chunkNumber": 1, "chunkCount": 2}
     return uid_request(tus, fields, b"XXXXX", user)
@@ -138,6 +171,9 @@ VERBS: dict[str, tuple[str, Callable[..., webtest.TestResponse]]] = {
     "tus-PATCH-offset-0": ("tus", tus_patch_at_0),
     "tus-DELETE": ("tus", tus_delete),
     "tus-concat-partial": ("tus", tus_concat),
+    "ietf-HEAD": ("ietf", ietf_head),
+    "ietf-PATCH": ("ietf", ietf_patch),
+    "ietf-DELETE": ("ietf", ietf_delete),
     "uid-POST-uploadUid": ("uid", uid_post),
 }
 
@@ -196,7 +232,7 @@ def test_the_other_chunk_client_with_the_same_file_meets_nothing(
     assert on_disk(tus, upload_id) == before
 
 
-@pytest.mark.parametrize("verb", ["tus-PATCH", "tus-DELETE"])
+@pytest.mark.parametrize("verb", ["tus-PATCH", "tus-DELETE", "ietf-PATCH", "ietf-DELETE"])
 def test_a_stranger_is_refused_without_waiting_for_the_uploads_lock(
     make_tus: Callable[..., Tus], verb: str
 ) -> None:
@@ -273,13 +309,17 @@ def test_the_default_scope_is_remote_user() -> None:
         pytest.param("tus", verb, id=f"tus-{verb}")
         for verb in ("tus-HEAD", "tus-PATCH", "tus-DELETE", "tus-concat-partial")
     ]
+    + [
+        pytest.param("ietf", verb, id=verb)
+        for verb in ("ietf-HEAD", "ietf-PATCH", "ietf-DELETE")
+    ]
     + [pytest.param("uid", "uid-POST-uploadUid", id="uid-POST-uploadUid")],
 )
 def test_bound_upload_answers_another_scope_like_an_unknown_id(
     make_tus: Callable[..., Tus], owner: str, verb: str
 ) -> None:
     tus = make_tus(scope=user_of, bind_to_scope=True)
-    create = create_tus if owner == "tus" else create_uid
+    create = {"tus": create_tus, "ietf": create_ietf, "uid": create_uid}[owner]
     upload_id = create(tus, "alice")
     send = VERBS[verb][1]
     before = on_disk(tus, upload_id)

@@ -37,7 +37,6 @@ from ..errors import (
     PayloadTooLarge,
     TusFilterError,
     UnsupportedMediaType,
-    UploadNotFound,
 )
 from ..http import Response
 from ..incoming import UploadRequest
@@ -115,7 +114,7 @@ class IetfProtocol(Protocol):
                 return self._create(interop, request)
             raise MethodNotAllowed(_COLLECTION_ALLOW)
         if method == "HEAD":
-            return Outcome(self._head(interop, request.subpath))
+            return Outcome(self._head(interop, request))
         if method == "PATCH":
             return self._append(interop, request)
         if method == "DELETE":
@@ -169,6 +168,7 @@ class IetfProtocol(Protocol):
             or filename_of(metadata),
             content_type=_content_type(request) or content_type_of(metadata),
             metadata=metadata,
+            scope=self.scope_of(request),
         )
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
@@ -204,9 +204,9 @@ class IetfProtocol(Protocol):
 
     # -- offset retrieval --------------------------------------------------------------------------
 
-    def _head(self, interop: Interop, upload_id: str) -> Response:
+    def _head(self, interop: Interop, request: UploadRequest) -> Response:
         # No lock: records are replaced atomically, and a HEAD must not wait for a PATCH.
-        record = self._own(upload_id)
+        record = self.own_record(request, request.subpath)
         headers = {**_state(interop, record), "Cache-Control": "no-store"}
         if record.length is not None:
             headers["Upload-Length"] = str(record.length)
@@ -225,8 +225,9 @@ class IetfProtocol(Protocol):
             raise BadRequest("Upload-Offset must be a non-negative integer")
         complete = _read_complete(interop, request)
 
+        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
         with self.storage.lock(request.subpath):
-            record = self._own(request.subpath)
+            record = self.own_record(request, request.subpath)
             if offset != record.offset:
                 raise OffsetConflict(
                     f"Upload-Offset is {offset}, the upload is at {record.offset}",
@@ -250,19 +251,14 @@ class IetfProtocol(Protocol):
     # -- cancellation ------------------------------------------------------------------------------
 
     def _cancel(self, request: UploadRequest) -> Response:
+        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
         with self.storage.lock(request.subpath) as lock:
-            record = self._own(request.subpath)
+            record = self.own_record(request, request.subpath)
             if self.settings.on_terminate is not None:
                 self.settings.on_terminate(request.environ, self.info_of(record))
             self.storage.delete(record.upload_id, lock)
         return Response(204)
 
-    def _own(self, upload_id: str) -> UploadRecord:
-        """The record of one of this protocol's uploads; any other is "not found"."""
-        record = self.storage.load(upload_id)
-        if record.protocol != self.name:
-            raise UploadNotFound()
-        return record
 
 
 def upload_limit(
