@@ -48,6 +48,7 @@ from tests.support.strategies import (
     UPLOAD_ID,
     Script,
     flowlike_scripts,
+    ietf_scripts,
     tus_scripts,
     uid_scripts,
 )
@@ -156,7 +157,7 @@ def call_chunked(
 
 
 def uploads_named_in(response: Any) -> list[str]:
-    """The upload a response handed out: a tus ``Location`` or a uid ``uploadUid``."""
+    """The upload a response handed out: a tus or draft ``Location``, a uid ``uploadUid``."""
     location = response.headers.get("Location")
     if response.status_int == 201 and location:
         return [f"{COLLECTION}/{location[-32:]}"]
@@ -171,6 +172,7 @@ def uploads_named_in(response: Any) -> list[str]:
 # -- uploads in progress ----------------------------------------------------------------------
 
 TUS = {"Tus-Resumable": "1.0.0"}
+IETF = {"Upload-Draft-Interop-Version": "6"}
 DATA = b"0123456789ab"  # the flow.js, resumable.js and uid files: 3 chunks of 4 bytes
 
 
@@ -189,7 +191,10 @@ def start_uploads_in_progress(web: TestApp, store: Path) -> dict[str, bytes]:
     uid = web.post(f"{COLLECTION}?uploadUid=&chunkNumber=0&chunkCount=3&totalSize=12"
                    "&fileName=p.bin", DATA[:4],
                    headers={"Content-Type": "application/octet-stream"}, status=200)
-    uploads = {tus_id: b"0123456789", uid.json["uploadUid"]: DATA}
+    draft = web.post(COLLECTION, b"0123", headers={**IETF, "Upload-Complete": "?0",
+                                                   "Upload-Length": "10"}, status=201)
+    uploads = {tus_id: b"0123456789", uid.json["uploadUid"]: DATA,
+               draft.headers["Location"][-32:]: b"0123456789"}
     for prefix in ("flow", "resumable"):
         before = set(_upload_ids(store))
         web.post(_chunk_query(prefix, 1), DATA[:4],
@@ -200,9 +205,12 @@ def start_uploads_in_progress(web: TestApp, store: Path) -> dict[str, bytes]:
 
 
 def finish_uploads_in_progress(web: TestApp, uploads: dict[str, bytes]) -> None:
-    tus_id, uid, flow_id, resumable_id = uploads
+    tus_id, uid, ietf_id, flow_id, resumable_id = uploads
     web.patch(f"{COLLECTION}/{tus_id}", b"456789",
               headers={**TUS, "Upload-Offset": "4", "Content-Type": OCTET}, status=204)
+    web.patch(f"{COLLECTION}/{ietf_id}", b"456789",
+              headers={**IETF, "Upload-Offset": "4", "Upload-Complete": "?1",
+                       "Content-Type": "application/partial-upload"}, status=204)
     for number in (1, 2):
         web.post(f"{COLLECTION}?uploadUid={uid}&chunkNumber={number}&chunkCount=3",
                  DATA[4 * number: 4 * number + 4],
@@ -235,6 +243,7 @@ SETTINGS = [
     "scripts",
     [
         pytest.param(tus_scripts(), id="tus-headers-and-bodies"),
+        pytest.param(ietf_scripts(), id="ietf-structured-fields-and-bodies"),
         pytest.param(uid_scripts(), id="uid-query-multipart-json"),
         pytest.param(flowlike_scripts("flow"), id="flowjs-query-multipart-raw"),
         pytest.param(flowlike_scripts("resumable"), id="resumablejs-query-multipart-raw"),

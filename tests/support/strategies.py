@@ -216,6 +216,76 @@ def tus_scripts(draw: st.DrawFn) -> Script:
     return Script([delivered(draw, request) for request in creations + rest])
 
 
+# -- the IETF draft ------------------------------------------------------------------------
+
+PARTIAL_UPLOAD = "application/partial-upload"
+_booleans_sf = st.sampled_from(["?0", "?1", "?2", "1", "true", " ?1", "?1;a=1", "?1, ?0", ""])
+_ietf_bends: dict[str, st.SearchStrategy[str]] = {
+    "Upload-Draft-Interop-Version": st.sampled_from(
+        ["2", "3", "5", "6", "8", "9", "10", "06", "-6", "6.0", ""]) | header_text,
+    "Upload-Complete": _booleans_sf | header_text,
+    "Upload-Incomplete": _booleans_sf,
+    "Upload-Offset": number_text(0, 1),
+    "Upload-Length": number_text(0, 1, 1000),
+    "Upload-Metadata": tus_metadata(),
+    "Content-Disposition": st.sampled_from(
+        ['inline; filename="a b.txt"', "inline; filename*=UTF-8''%FF%FE", "inline; filename=",
+         'attachment; filename="../../x"', "inline;;;", "filename*=x''y"]) | header_text,
+    "Content-Type": st.sampled_from(
+        [PARTIAL_UPLOAD, PARTIAL_UPLOAD.upper(), OCTET, "image/png", "", "a/b; c=d"]
+    ) | header_text,
+    "Tus-Resumable": st.just("1.0.0"),
+}
+
+
+@st.composite
+def ietf_request(draw: st.DrawFn, *, first: bool) -> Request:
+    """A valid request of the draft (interop 3 to 9) for the script's uploads, then mutated.
+
+    ``first``: a creation, empty or with a body, complete or not.  Else also an
+    append, a HEAD or a DELETE of ``UPLOAD`` at ``OFFSET``.
+    """
+    version = draw(st.sampled_from([3, 4, 5, 6, 7, 8, 9, None]))
+    field_name = "Upload-Incomplete" if version == 3 else "Upload-Complete"
+    complete = draw(st.booleans())
+
+    def completeness(done: bool) -> dict[str, str]:
+        return {field_name: "?1" if done != (version == 3) else "?0"}
+
+    headers = {} if version is None else {"Upload-Draft-Interop-Version": str(version)}
+    kinds = ["create"] + ([] if first else ["append", "append", "append", "head", "delete"])
+    kind = draw(st.sampled_from(kinds))
+    method, path, body = "POST", COLLECTION, b""
+    if kind == "create":
+        body = draw(_bodies) if draw(st.booleans()) else b""
+        headers.update(completeness(complete))
+        if one_in(draw, 3):
+            headers["Upload-Length"] = str(draw(st.integers(0, 24)))
+        if draw(st.booleans()):
+            headers["Upload-Metadata"] = draw(tus_metadata())
+    elif kind == "append":
+        method, path, body = "PATCH", UPLOAD, draw(_bodies)
+        headers.update({"Upload-Offset": OFFSET, **completeness(complete)})
+        if version is None or version >= 6:
+            headers["Content-Type"] = PARTIAL_UPLOAD
+    else:
+        method, path = ("HEAD" if kind == "head" else "DELETE"), UPLOAD
+    headers = draw(mutated(headers, _ietf_bends))
+    if rarely(draw):
+        method = draw(st.sampled_from(["GET", "PUT", "OPTIONS", "POST", "PATCH"]))
+    if rarely(draw):
+        path = draw(st.sampled_from([f"{COLLECTION}/{'f' * 32}", f"{COLLECTION}/x",
+                                     f"{UPLOAD}/x", COLLECTION]))
+    return Request(method, path, headers, body)
+
+
+@st.composite
+def ietf_scripts(draw: st.DrawFn) -> Script:
+    creations = draw(st.lists(ietf_request(first=True), min_size=1, max_size=3))
+    rest = draw(st.lists(ietf_request(first=False), max_size=4))
+    return Script([delivered(draw, request) for request in creations + rest])
+
+
 def delivered(draw: st.DrawFn, request: Request) -> Request:
     """``request`` as it arrives: rarely with its body chunked (no ``Content-Length``),
     rarely from a page of another origin (CORS), rarely from another user."""
