@@ -568,6 +568,27 @@ def test_append_cut_short_keeps_what_arrived(make_tus: Callable[..., Tus], versi
     assert tus.handoffs == []
 
 
+@pytest.mark.parametrize("method", ["HEAD", "PATCH", "DELETE"])
+def test_an_expired_upload_is_410_once_then_gone(
+    make_draft: Callable[..., Draft], method: str
+) -> None:
+    """After ``max-age`` "the server might make the upload resource inaccessible"."""
+    draft = make_draft(upload_valid_duration=60)
+    path = draft.new(10, b"abc")
+    record = draft.tus.record(path)
+    record.touched -= 120
+    draft.tus.filter.storage.save(record)
+
+    def send() -> webtest.TestResponse:
+        return draft.append(path, 3, b"d") if method == "PATCH" else draft.request(method, path)
+
+    first = send()
+    assert first.status_int == 410
+    assert draft.is_complete(first) is False
+    assert send().status_int == 404
+    assert stored(draft.tus) == 0
+
+
 # -- cancellation ----------------------------------------------------------------------------------
 
 
