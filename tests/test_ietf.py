@@ -9,6 +9,7 @@ applies to.  Interop 3 says ``Upload-Incomplete`` with inverted values; the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 import webtest  # type: ignore[import-untyped]
 
-from tests.support.tus import OCTET, SlowBody, Tus, call, stored, strip_host
+from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, stored, strip_host
 from tus_filter import Reject, UploadInfo
 from tus_filter.protocols.structured import parse_dictionary
 
@@ -587,6 +588,47 @@ def test_an_expired_upload_is_410_once_then_gone(
     assert draft.is_complete(first) is False
     assert send().status_int == 404
     assert stored(draft.tus) == 0
+
+
+@pytest.mark.parametrize("second", ["PATCH", "DELETE"])
+def test_a_newer_request_stops_a_stalled_append(
+    make_tus: Callable[..., Tus], version: int, second: str
+) -> None:
+    """Concurrency: the RECOMMENDED approach, "terminating the previous request before
+    processing the new request"; what the stalled append wrote stays."""
+    tus = make_tus(lock_timeout=5)
+    draft = Draft(tus, version)
+    path = draft.new(10)
+    headers = {
+        "Tus-Resumable": None,
+        "Upload-Draft-Interop-Version": str(version),
+        "Upload-Offset": "0",
+        "Content-Type": PARTIAL,
+        **draft.complete(True),
+    }
+    slow = SlowBody(b"AAAAA", b"AAAAA")
+    first, first_result = in_thread(
+        lambda: call(tus.filter, "PATCH", path, headers, slow, content_length=10)
+    )
+    deadline = time.monotonic() + 5
+    while tus.data(path) != b"AAAAA":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    started = time.monotonic()
+    if second == "PATCH":
+        answer = draft.append(path, 5, b"BBBBB", complete=True)
+        assert answer.status_int == 204
+    else:
+        assert draft.request("DELETE", path).status_int == 204
+    assert time.monotonic() - started < 2  # not after lock_timeout
+    first.join(5)
+    slow.release.set()  # lets the helper thread's read return
+    assert first_result[0].status == 204
+    if second == "PATCH":
+        assert tus.data(path) == b"AAAAABBBBB"
+        assert len(tus.handoffs) == 1
+    else:
+        assert stored(tus) == 0 and tus.handoffs == []
 
 
 # -- cancellation ----------------------------------------------------------------------------------

@@ -7,8 +7,10 @@
 The differences between interop versions are data (:mod:`.ietf_versions`);
 structured-field values are parsed in :mod:`.structured`; bodies are
 appended by :mod:`.appending`, as for tus.  Locking is tus's: creation, PATCH
-and DELETE hold the upload's lock around load → validate → write → save; HEAD
-reads the last saved record without it.
+and DELETE hold the upload's lock around load → validate → write → save, and a
+PATCH or DELETE asks an append still holding it to stop (the draft's
+recommended handling of concurrency); HEAD reads the last saved record
+without it.
 
 An upload completes when the client says so (``?1``) with the body whole,
 or when its offset reaches a known length (tus-js-client never sends ``?1``
@@ -174,7 +176,7 @@ class IetfProtocol(Protocol):
         self.storage.create(record)
         with self.storage.lock(record.upload_id) as lock:
             try:
-                whole = append_body(self.settings, self.storage, request, record)
+                whole = append_body(self.settings, self.storage, request, record, lock)
                 if not whole:
                     # No 104 under WSGI: the client never learned this upload's URL.
                     raise BadRequest("the request body ended early; nobody can resume it")
@@ -226,7 +228,9 @@ class IetfProtocol(Protocol):
         complete = _read_complete(interop, request)
 
         self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        with self.storage.lock(request.subpath):
+        # A request still holding the lock is most likely a dead client's: ask it to stop
+        # (the draft's recommended approach to concurrency).
+        with self.storage.lock(request.subpath, request_release=True) as lock:
             record = self.own_record(request, request.subpath)
             if offset != record.offset:
                 raise OffsetConflict(
@@ -244,7 +248,9 @@ class IetfProtocol(Protocol):
             if length is not None and too_large(self.settings, length):
                 raise PayloadTooLarge(f"the length exceeds the maximum of {self.settings.max_size}")
             new_length = length if record.length is None else None
-            whole = append_body(self.settings, self.storage, request, record, new_length=new_length)
+            whole = append_body(
+                self.settings, self.storage, request, record, lock, new_length=new_length
+            )
             completed = self._settle(record, complete=complete and whole)
         return _outcome(interop, Response(204, _state(interop, record)), completed)
 
@@ -252,7 +258,7 @@ class IetfProtocol(Protocol):
 
     def _cancel(self, request: UploadRequest) -> Response:
         self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        with self.storage.lock(request.subpath) as lock:
+        with self.storage.lock(request.subpath, request_release=True) as lock:
             record = self.own_record(request, request.subpath)
             if self.settings.on_terminate is not None:
                 self.settings.on_terminate(request.environ, self.info_of(record))
