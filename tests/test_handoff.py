@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def test_merge(protocol: Response, app: Response, status: int, headers: dict[str
                body: bytes) -> None:
     merged = merge(protocol, app, TUS)
     assert merged.status == status
-    assert merged.headers == headers
+    assert dict(merged.headers.items()) == headers
     assert merged.body == body
 
 
@@ -129,3 +130,122 @@ def test_repeated_app_headers_all_reach_the_client(
     assert [value for name, value in lines if name == "Set-Cookie"] == ["a=1", "b=2"]
     assert [value for name, value in lines if name.lower() == "upload-offset"] == offsets
     assert [name for name, _ in lines].count("Tus-Resumable") == 1
+
+
+# -- PEP 3333: the app is called as a WSGI server would call it ------------------------------
+
+
+def lazy_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """A generator: start_response runs only when the body is consumed."""
+    start_response("201 Created", [("X-Doc-Id", "7")])
+    yield b"made"
+
+
+def write_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """The legacy ``write`` callable, then an empty iterable."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written ")
+    return [b"and returned"]
+
+
+def recovering_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """Replaces its status after an error, before any body: allowed with exc_info."""
+    start_response("200 OK", [("X-Doc-Id", "7")])
+    try:
+        raise ValueError("database down")
+    except ValueError:
+        start_response("503 Service Unavailable", [("Retry-After", "5")], sys.exc_info())
+    return [b"later"]
+
+
+def silent_app(environ: dict[str, Any], start_response: Any) -> Any:
+    return []
+
+
+@pytest.mark.parametrize(
+    ("app", "status", "headers", "body"),
+    [
+        pytest.param(lazy_app, 201, [("X-Doc-Id", "7")], b"made",
+                     id="start-response-while-the-iterable-is-consumed"),
+        pytest.param(write_app, 200, [("Content-Type", "text/plain")], b"written and returned",
+                     id="write-callable-then-iterable"),
+        pytest.param(recovering_app, 503, [("Retry-After", "5")], b"later",
+                     id="exc-info-replaces-status-before-the-body"),
+        pytest.param(silent_app, 500, [("Content-Type", "text/plain; charset=utf-8")],
+                     b"the application did not answer\n", id="never-called-is-a-500"),
+    ],
+)
+def test_call_app_collects_like_a_server(
+    app: Any, status: int, headers: list[tuple[str, str]], body: bytes, tmp_path: Path
+) -> None:
+    answer = call_app(app, {"REQUEST_METHOD": "PATCH"}, upload_at(tmp_path / "data"),
+                      send_file=False)
+    assert (answer.status, answer.headers.items(), answer.body) == (status, headers, body)
+
+
+class Closing:
+    """An iterable with ``close``; with ``fail`` it raises while it is consumed."""
+
+    def __init__(self, fail: bool):
+        self.fail = fail
+        self.closed = False
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        start_response("200 OK", [])
+        return self
+
+    def __iter__(self) -> Any:
+        yield b"part"
+        if self.fail:
+            raise ValueError("broken")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["consumed", "failing-midway"])
+def test_call_app_closes_the_iterable(fail: bool, tmp_path: Path) -> None:
+    app = Closing(fail)
+    if fail:
+        with pytest.raises(ValueError, match="broken"):
+            call_app(app, {"REQUEST_METHOD": "PATCH"}, upload_at(tmp_path / "data"),
+                     send_file=False)
+    else:
+        call_app(app, {"REQUEST_METHOD": "PATCH"}, upload_at(tmp_path / "data"), send_file=False)
+    assert app.closed
+
+
+def late_error_app(environ: dict[str, Any], start_response: Any) -> Any:
+    """exc_info after the first body bytes: the server must re-raise the app's error."""
+    start_response("200 OK", [])
+    yield b"first bytes"
+    try:
+        raise KeyError("lost")
+    except KeyError:
+        start_response("500 Internal Server Error", [], sys.exc_info())
+
+
+def body_first_app(environ: dict[str, Any], start_response: Any) -> Any:
+    yield b"no status"
+
+
+def twice_app(environ: dict[str, Any], start_response: Any) -> Any:
+    start_response("200 OK", [])
+    start_response("201 Created", [])
+    return []
+
+
+@pytest.mark.parametrize(
+    ("app", "error"),
+    [
+        pytest.param(late_error_app, KeyError, id="exc-info-after-body-reraises"),
+        pytest.param(twice_app, RuntimeError, id="second-call-without-exc-info-is-an-error"),
+        pytest.param(body_first_app, RuntimeError, id="body-before-start-response-is-an-error"),
+    ],
+)
+def test_call_app_refuses_what_pep_3333_forbids(
+    app: Any, error: type[Exception], tmp_path: Path
+) -> None:
+    with pytest.raises(error):
+        call_app(app, {"REQUEST_METHOD": "PATCH"}, upload_at(tmp_path / "data"),
+                 send_file=False)

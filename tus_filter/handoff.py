@@ -15,20 +15,31 @@ Merging (the protocol's response is what the client would get without an app):
 Headers the protocol sets win over the app's, except the body's own
 ``Content-Type``; an app header sent several times (``Set-Cookie``) keeps
 every line; CORS is added afterwards by the filter.
+
+Calling the app follows PEP 3333 as a server would: ``start_response`` may
+come late (while the iterable is consumed), may be called again with
+``exc_info`` until the first body bytes (then the app's exception is
+re-raised), and the iterable is always closed.  An app that never calls it
+gets a logged 500.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .http import Response, merge_headers
+from .http import Response
 from .upload import Upload
 
 if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
     from _typeshed.wsgi import WSGIApplication
 
-_BODY_HEADERS = ("content-type", "content-length")
+log = logging.getLogger("tus_filter")
+
+_BODY_HEADERS = ("Content-Type", "Content-Length")
 
 
 def call_app(
@@ -49,19 +60,11 @@ def call_app(
             downstream["wsgi.input"] = io.BytesIO(b"")
             downstream["CONTENT_LENGTH"] = "0"
             downstream.pop("CONTENT_TYPE", None)
-        captured: dict[str, Any] = {}
-
-        def start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            captured["status"] = int(status.split(" ", 1)[0])
-            captured["headers"] = headers
-            return lambda data: chunks.append(data)
-
-        chunks: list[bytes] = []
-        result = app(downstream, start_response)
+        answer = _Answer()
+        result = app(downstream, answer.start_response)
         try:
-            chunks.extend(result)
+            for data in result:
+                answer.write(data)
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -69,42 +72,54 @@ def call_app(
     finally:
         if body_file is not None:
             body_file.close()
-    headers: dict[str, str] = {}
-    repeated: list[tuple[str, str]] = []
-    for name, value in captured["headers"]:
-        if any(name.lower() == known.lower() for known in headers):
-            repeated.append((name, value))  # e.g. a second Set-Cookie: keep every line
-        else:
-            headers[name] = value
-    return Response(captured["status"], headers, b"".join(chunks), repeated)
+    return answer.response()
+
+
+class _Answer:
+    """The app's status, headers and body, collected as a WSGI server would."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+        self.headers: list[tuple[str, str]] = []
+        self.chunks: list[bytes] = []
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: OptExcInfo | None = None
+    ) -> Callable[[bytes], object]:
+        if exc_info is not None and exc_info[1] is not None:
+            if self.chunks:  # the headers would be on the wire already (PEP 3333)
+                raise exc_info[1].with_traceback(exc_info[2])
+        elif self.status is not None:
+            raise RuntimeError("start_response called twice without exc_info")
+        self.status, self.headers = status, list(headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        if data:
+            if self.status is None:
+                raise RuntimeError("application sent a body before start_response")
+            self.chunks.append(data)
+
+    def response(self) -> Response:
+        if self.status is None:
+            log.error("tus_filter: the application never called start_response")
+            return Response.text(500, "the application did not answer\n")
+        return Response(int(self.status.split(" ", 1)[0]), self.headers, b"".join(self.chunks))
 
 
 def merge(
     protocol_response: Response, app_response: Response, essential: dict[str, str]
 ) -> Response:
     """Combine the protocol's and the app's answers (rules in the module docstring)."""
-    app_headers = {k: v for k, v in app_response.headers.items() if k.lower() != "content-length"}
+    app_headers = app_response.headers.without("Content-Length")
     if not 200 <= app_response.status < 300:
-        merged = Response(app_response.status, app_headers, app_response.body,
-                          _repeated(app_response, essential))
-        merge_headers(merged.headers, essential)
+        merged = Response(app_response.status, app_headers, app_response.body)
+        merged.headers.update(essential)
         return merged
     if not app_response.body:
-        headers = {k: v for k, v in app_headers.items() if k.lower() not in _BODY_HEADERS}
-        merge_headers(headers, protocol_response.headers)
-        repeated = [(k, v) for k, v in _repeated(app_response, protocol_response.headers)
-                    if k.lower() not in _BODY_HEADERS]
-        return Response(protocol_response.status, headers, protocol_response.body, repeated)
+        headers = app_headers.without(*_BODY_HEADERS)
+        headers.update(protocol_response.headers)
+        return Response(protocol_response.status, headers, protocol_response.body)
     status = 201 if protocol_response.status == 201 else app_response.status
-    headers = dict(app_headers)
-    protocol_headers = {
-        k: v for k, v in protocol_response.headers.items() if k.lower() not in _BODY_HEADERS
-    }
-    merge_headers(headers, protocol_headers)
-    return Response(status, headers, app_response.body, _repeated(app_response, protocol_headers))
-
-
-def _repeated(app_response: Response, winners: dict[str, str]) -> list[tuple[str, str]]:
-    """The app's repeated header lines, except those of a header the protocol sets."""
-    overridden = {name.lower() for name in winners}
-    return [(k, v) for k, v in app_response.repeated if k.lower() not in overridden]
+    app_headers.update(protocol_response.headers.without(*_BODY_HEADERS))
+    return Response(status, app_headers, app_response.body)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import wsgiref.headers
+from collections.abc import Iterable, Mapping
 from http import HTTPStatus
 from typing import Any
 
 # Statuses ``http.HTTPStatus`` does not know.
 _EXTRA_REASONS = {460: "Checksum Mismatch"}
+
+HeaderSource = Mapping[str, str] | Iterable[tuple[str, str]] | wsgiref.headers.Headers
 
 
 def status_line(status: int) -> str:
@@ -21,44 +24,58 @@ def status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def merge_headers(target: dict[str, str], source: dict[str, str]) -> None:
-    """``target.update(source)`` with header names compared case-insensitively."""
-    for name, value in source.items():
-        for existing in [key for key in target if key.lower() == name.lower()]:
-            del target[existing]
-        target[name] = value
+class Headers(wsgiref.headers.Headers):
+    """Header lines in order, names compared case-insensitively.
+
+    ``headers[name] = value`` replaces every line of ``name``; ``add_header``
+    appends one more, so a header sent several times (an app's two
+    ``Set-Cookie`` lines) keeps every line.
+    """
+
+    def __init__(self, lines: HeaderSource | None = None):
+        pairs: Iterable[tuple[str, str]] = (
+            lines.items() if isinstance(lines, Mapping | wsgiref.headers.Headers) else lines or ()
+        )
+        super().__init__([(str(name), str(value)) for name, value in pairs])
+
+    def update(self, other: HeaderSource) -> None:
+        """Set each header of ``other``, replacing the lines of that name here."""
+        for name, value in Headers(other).items():
+            self[name] = value
+
+    def without(self, *names: str) -> Headers:
+        """A copy without the lines of ``names``."""
+        dropped = {name.lower() for name in names}
+        return Headers([(k, v) for k, v in self.items() if k.lower() not in dropped])
 
 
-@dataclass
 class Response:
     """A status, headers and a small body (protocol answers are never large)."""
 
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    #: Further lines of a header already in ``headers`` (an app's second ``Set-Cookie``).
-    repeated: list[tuple[str, str]] = field(default_factory=list)
+    def __init__(self, status: int, headers: HeaderSource | None = None, body: bytes = b""):
+        self.status = status
+        self.headers = Headers(headers)
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {self.headers.items()!r}, {self.body!r})"
 
     @classmethod
-    def json(cls, status: int, data: Any, headers: dict[str, str] | None = None) -> Response:
+    def json(cls, status: int, data: Any, headers: HeaderSource | None = None) -> Response:
         body = json.dumps(data, separators=(",", ":")).encode()
-        merged = {"Content-Type": "application/json"}
-        merged.update(headers or {})
-        return cls(status, merged, body)
+        response = cls(status, {"Content-Type": "application/json"}, body)
+        response.headers.update(headers or {})
+        return response
 
     @classmethod
-    def text(cls, status: int, text: str, headers: dict[str, str] | None = None) -> Response:
-        merged = {"Content-Type": "text/plain; charset=utf-8"}
-        merged.update(headers or {})
-        return cls(status, merged, text.encode())
+    def text(cls, status: int, text: str, headers: HeaderSource | None = None) -> Response:
+        response = cls(status, {"Content-Type": "text/plain; charset=utf-8"}, text.encode())
+        response.headers.update(headers or {})
+        return response
 
     def header_list(self) -> list[tuple[str, str]]:
         """WSGI header list with a ``Content-Length`` that matches the body."""
-        headers = [
-            (k, v)
-            for k, v in [*self.headers.items(), *self.repeated]
-            if k.lower() != "content-length"
-        ]
+        headers = self.headers.without("Content-Length").items()
         if self.status not in (204, 304) and not (100 <= self.status < 200):
             headers.append(("Content-Length", str(len(self.body))))
         return headers
