@@ -2,8 +2,9 @@
 
 Architecture, outside in::
 
-    filter.TusFilter      WSGI edge: match upload_path, pick a protocol, CORS, hand-off
-    protocols.*           strategies (tus, ietf, uid, flowjs, resumablejs): parse, validate, answer
+    filter.TusFilter      WSGI edge: pass-through, hand-off to the app, over one handler
+    handler.UploadHandler match upload_path, pick a protocol, CORS (views call it directly)
+    protocols.*           strategies (ietf, tus, uid, flowjs, resumablejs): parse, validate, answer
     storage.Storage       records + data files written at offsets, expiry (no HTTP in it)
     locking.FileLocker    per-upload flock locks, shared by threads and processes
     handoff               calls the app once per completed upload, merges its answer
@@ -22,6 +23,7 @@ from .errors import (
     UploadNotFound,
 )
 from .filter import TusFilter
+from .handler import UploadHandler, UploadResult
 from .upload import Upload, UploadInfo
 
 __all__ = [
@@ -31,8 +33,10 @@ __all__ = [
     "TusFilterError",
     "Upload",
     "UploadExpired",
+    "UploadHandler",
     "UploadIncomplete",
     "UploadInfo",
     "UploadLocked",
     "UploadNotFound",
+    "UploadResult",
 ]

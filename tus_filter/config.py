@@ -1,8 +1,9 @@
-"""Typed settings and the Paste Deploy factory: the only place option strings are parsed.
+"""Typed settings, and the only place option strings are parsed.
 
-``TusFilter(app, **options)`` is the real API.  ``filter_factory`` converts the
-ini strings to the same keyword arguments and calls it, so a bad option fails
-at ``loadapp()`` time with ``tus_filter: <option>: <why>``.
+``UploadHandler(**options)`` (and ``TusFilter(app, **options)``) is the real
+API.  :func:`options_from_strings` converts ini strings to the same keyword
+arguments for the Paste factory (:mod:`tus_filter.paste`), so a bad option
+fails at ``loadapp()`` time with ``tus_filter: <option>: <why>``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError
+from .protocols import PROTOCOLS
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
     from .upload import UploadInfo
 
 Hook = Callable[[dict[str, Any], "UploadInfo"], None]
@@ -33,7 +33,6 @@ def remote_user(environ: dict[str, Any]) -> str:
     return str(environ.get("REMOTE_USER") or "")
 
 
-PROTOCOL_NAMES = ("tus", "ietf", "uid", "flowjs", "resumablejs")
 MAX_CLEANUP_INTERVAL = 600.0  # seconds: the longest default gap between two sweeps
 DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
 
@@ -47,7 +46,7 @@ class Settings:
     max_size: int | None = None
     upload_valid_duration: int = 86400
     cleanup_interval: float | None = None
-    protocols: tuple[str, ...] = PROTOCOL_NAMES
+    protocols: tuple[str, ...] = tuple(PROTOCOLS)
     checksum_algorithms: tuple[str, ...] = DEFAULT_CHECKSUM_ALGORITHMS
     lock_timeout: float = 10.0
     cors_origins: tuple[str, ...] = ()
@@ -70,9 +69,9 @@ class Settings:
             _fail("upload_valid_duration", self.upload_valid_duration, "must not be negative")
         if self.cleanup_interval is not None and not self.cleanup_interval > 0:
             _fail("cleanup_interval", self.cleanup_interval, "must be positive")
-        unknown = [name for name in self.protocols if name not in PROTOCOL_NAMES]
+        unknown = [name for name in self.protocols if name not in PROTOCOLS]
         if unknown or not self.protocols:
-            _fail("protocols", self.protocols, f"choose from {', '.join(PROTOCOL_NAMES)}")
+            _fail("protocols", self.protocols, f"choose from {', '.join(PROTOCOLS)}")
         for name in self.checksum_algorithms:
             if name not in hashlib.algorithms_guaranteed or name != name.lower():
                 _fail("checksum_algorithms", name, "not a hashlib algorithm name")
@@ -184,7 +183,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
 
 
 def options_from_strings(options: dict[str, str]) -> dict[str, Any]:
-    """Convert Paste ini strings to ``TusFilter`` keyword arguments, naming any bad one."""
+    """Convert Paste ini strings to ``UploadHandler`` keyword arguments, naming any bad one."""
     converted: dict[str, Any] = {}
     for key, raw in options.items():
         converter = _CONVERTERS.get(key)
@@ -201,7 +200,7 @@ def settings_from_options(
     *, cors_origins: str | Iterable[str] | None = None, tmp_file_dir: str | None = None,
     **options: Any,
 ) -> Settings:
-    """Build :class:`Settings` from ``TusFilter`` keyword arguments."""
+    """Build :class:`Settings` from ``UploadHandler`` keyword arguments."""
     if isinstance(cors_origins, str):
         cors_origins = parse_list(cors_origins)
     origins = tuple(cors_origins or ())
@@ -215,17 +214,3 @@ def settings_from_options(
     except TypeError as error:
         raise ConfigError(f"tus_filter: {error}") from None
 
-
-def filter_factory(global_conf: dict[str, str], **local_conf: str) -> Callable[
-    [WSGIApplication], WSGIApplication
-]:
-    """Paste Deploy ``egg:tus_filter#main``: every option may be given as an ini string."""
-    from .filter import TusFilter
-
-    options = options_from_strings(local_conf)
-    settings_from_options(**options)  # validate now, at loadapp() time
-
-    def make_filter(app: WSGIApplication) -> WSGIApplication:
-        return TusFilter(app, **options)
-
-    return make_filter

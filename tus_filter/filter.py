@@ -1,246 +1,53 @@
-"""The WSGI edge: match ``upload_path``, pick a protocol, render, hand off downstream."""
+"""The WSGI edge: pass everything else through, hand completed uploads downstream."""
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .config import (
-    DEFAULT_CHECKSUM_ALGORITHMS,
-    PROTOCOL_NAMES,
-    Hook,
-    ScopeHook,
-    remote_user,
-    settings_from_options,
-)
-from .cors import CorsPolicy
-from .errors import TusFilterError, UploadExpired, UploadIncomplete, UploadNotFound
+from .handler import UploadHandler
 from .handoff import call_app, merge
-from .http import Response, status_line
-from .incoming import UploadRequest
-from .protocols import PROTOCOLS, Outcome, Protocol
-from .protocols.base import completed_upload
-from .storage import FilesystemStorage
 from .upload import Upload
-from .urls import collection_url, match_upload_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication
-
-log = logging.getLogger("tus_filter")
 
 
 class TusFilter:
     """WSGI middleware giving ``app`` resumable uploads under ``upload_path``.
 
-    Requests outside ``upload_path``, and requests under it that no enabled
-    protocol recognises, reach ``app`` unchanged.  When an upload completes,
-    ``app`` is called once, for the completing request, with
-    ``environ["tus_filter.upload"]`` (see :mod:`tus_filter.handoff`).
-
-    Options (keyword-only; the Paste ini takes the same names as strings):
-
-    * ``upload_path`` — where uploads live, below ``SCRIPT_NAME``.
-    * ``tmp_file_dir`` — storage directory, shared by all worker processes.
-    * ``max_size`` — largest upload in bytes (``None``: no limit).
-    * ``upload_valid_duration`` — seconds an unfinished upload lives after its
-      last request, and a finished one after completion (``0``: forever).
-    * ``cleanup_interval`` — seconds between two background sweeps for expired
-      uploads (default ``min(600, upload_valid_duration / 2)``).
-    * ``protocols`` — enabled strategies: ``tus``, ``ietf``, ``uid``, ``flowjs``, ``resumablejs``.
-    * ``checksum_algorithms`` — tus checksum extension (empty: disabled).
-    * ``lock_timeout`` — seconds to wait for an upload's lock.
-    * ``cors_origins`` — ``"*"`` or origins allowed to upload cross-origin.
-    * ``behind_proxy`` — how many proxies in front of us to trust for absolute
-      URLs (``X-Forwarded-*`` or ``Forwarded``; ``True`` means one, ``0`` none).
-    * ``send_file`` — also pass the assembled file as the downstream body.
-    * ``on_create`` / ``on_terminate`` — ``hook(environ, UploadInfo)``; raise
-      :class:`~tus_filter.Reject` to refuse.
-    * ``scope`` — ``scope(environ) -> str``: whose uploads a request may see
-      (default: ``REMOTE_USER``); part of every flow.js / resumable.js key.
-    * ``bind_to_scope`` — a tus or uid upload answers only requests of the
-      scope that created it.
+    ``options`` are those of :class:`~tus_filter.UploadHandler`, which
+    answers every upload request.  Requests outside ``upload_path``, and
+    requests under it that no enabled protocol recognises, reach ``app``
+    unchanged.  When an upload completes, ``app`` is called once, for the
+    completing request, with ``environ["tus_filter.upload"]`` (see
+    :mod:`tus_filter.handoff`), and its answer is merged into the client's.
     """
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        *,
-        upload_path: str = "/files",
-        tmp_file_dir: str | None = None,
-        max_size: int | None = None,
-        upload_valid_duration: int = 86400,
-        cleanup_interval: float | None = None,
-        protocols: Iterable[str] = PROTOCOL_NAMES,
-        checksum_algorithms: Iterable[str] = DEFAULT_CHECKSUM_ALGORITHMS,
-        lock_timeout: float = 10.0,
-        cors_origins: str | Iterable[str] | None = None,
-        behind_proxy: int = 0,
-        send_file: bool = False,
-        on_create: Hook | None = None,
-        on_terminate: Hook | None = None,
-        scope: ScopeHook = remote_user,
-        bind_to_scope: bool = False,
-    ):
+    def __init__(self, app: WSGIApplication, **options: Any):
         self.app = app
-        self.settings = settings_from_options(
-            upload_path=upload_path,
-            tmp_file_dir=tmp_file_dir,
-            max_size=max_size,
-            upload_valid_duration=upload_valid_duration,
-            cleanup_interval=cleanup_interval,
-            protocols=tuple(protocols),
-            checksum_algorithms=tuple(checksum_algorithms),
-            lock_timeout=lock_timeout,
-            cors_origins=cors_origins,
-            behind_proxy=behind_proxy,
-            send_file=send_file,
-            on_create=on_create,
-            on_terminate=on_terminate,
-            scope=scope,
-            bind_to_scope=bind_to_scope,
-        )
-        self.storage = FilesystemStorage(
-            self.settings.tmp_file_dir,
-            valid_duration=self.settings.upload_valid_duration,
-            lock_timeout=self.settings.lock_timeout,
-        )
-        self.protocols: list[Protocol] = [
-            cls(self.settings, self.storage)
-            for name, cls in PROTOCOLS.items()
-            if name in self.settings.protocols
-        ]
-        self.cors = CorsPolicy(
-            self.settings.cors_origins,
-            methods=_union([*p.methods, "OPTIONS"] for p in self.protocols),
-            expose=_union(p.expose_headers for p in self.protocols),
-        )
-        self._sweeper = _Sweeper(self.storage.cleanup, self.settings.sweep_interval)
-
-    # -- WSGI -----------------------------------------------------------------------------
+        self.handler = UploadHandler(**options)
+        self.settings = self.handler.settings
+        self.storage = self.handler.storage
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        subpath = match_upload_path(environ.get("PATH_INFO", ""), self.settings.upload_path)
-        if subpath is None:
+        exchange = self.handler.exchange(environ)
+        if exchange is None:
             return self.app(environ, start_response)
-        if self.settings.expires:
-            self._sweeper.tick()
-        if self.cors.is_preflight(environ):
-            return self._respond(environ, start_response, self.cors.preflight(environ))
-        request = UploadRequest(
-            environ,
-            subpath,
-            collection_url(environ, self.settings.upload_path,
-                           behind_proxy=self.settings.behind_proxy),
-        )
-        protocol = self._recognize(request)
-        if protocol is None:
-            request.restore_body()
-            return self.app(environ, start_response)
-        outcome = self._handle(protocol, request)
-        response = outcome.response
-        if outcome.completed is not None:
-            answer = call_app(self.app, environ, outcome.completed,
+        response = exchange.response
+        if exchange.upload is not None:
+            answer = call_app(self.app, environ, exchange.upload,
                               send_file=self.settings.send_file)
-            kept = {**protocol.essential_headers(), **outcome.kept_headers}
-            response = merge(response, answer, kept)
-        self.cors.decorate(environ, response)
-        return self._respond(environ, start_response, response)
-
-    def _recognize(self, request: UploadRequest) -> Protocol | None:
-        for protocol in self.protocols:
-            try:
-                if protocol.recognizes(request):
-                    return protocol
-            except TusFilterError:
-                continue  # unreadable as this protocol's request; another may know it
-        return None
-
-    @staticmethod
-    def _handle(protocol: Protocol, request: UploadRequest) -> Outcome:
-        try:
-            return protocol.handle(request)
-        except TusFilterError as error:
-            return Outcome(protocol.error_response(error))
-        except Exception:
-            log.exception("tus_filter: unexpected error in %s", protocol.name)
-            return Outcome(protocol.error_response(TusFilterError()))
-
-    @staticmethod
-    def _respond(
-        environ: dict[str, Any], start_response: StartResponse, response: Response
-    ) -> Iterable[bytes]:
-        start_response(status_line(response.status), response.header_list())
-        if environ.get("REQUEST_METHOD") == "HEAD":
-            return []
-        return [response.body]
+            response = merge(response, answer, exchange.essential_headers)
+        result: Iterable[bytes] = self.handler.finish(environ, response)(environ, start_response)
+        return result
 
     # -- application API ------------------------------------------------------------------
 
     def get_upload(self, upload_id: str) -> Upload:
-        """The completed upload ``upload_id``.
-
-        Raises :class:`~tus_filter.UploadNotFound` (unknown, deleted or
-        expired; :class:`~tus_filter.UploadExpired` is a subclass) or
-        :class:`~tus_filter.UploadIncomplete`.
-        """
-        try:
-            record = self.storage.load(upload_id)
-        except UploadExpired:
-            self.storage.discard_expired(upload_id)
-            raise
-        if record.concat == "partial":
-            raise UploadNotFound()  # a piece of a tus concatenation, never a file of its own
-        if not record.is_complete:
-            raise UploadIncomplete()
-        return completed_upload(record, self.storage)
+        """:meth:`UploadHandler.get_upload <tus_filter.UploadHandler.get_upload>`."""
+        return self.handler.get_upload(upload_id)
 
     def cleanup(self) -> int:
         """Delete expired uploads now (e.g. from cron); return how many were deleted."""
-        return self.storage.cleanup()
-
-
-def _union(groups: Iterable[Iterable[str]]) -> list[str]:
-    seen: dict[str, None] = {}
-    for group in groups:
-        seen.update(dict.fromkeys(group))
-    return list(seen)
-
-
-class _Sweeper:
-    """Runs ``cleanup`` in a background thread every ``interval`` seconds, driven by requests.
-
-    :meth:`tick` (on every request under ``upload_path``) starts a sweep once
-    one is due.  The first is due one interval after the first request, never
-    during it: a process does not sweep under the feet of the requests that
-    started it, and starts no thread before it serves (no thread crosses a
-    pre-fork).  Requests themselves remove the expired uploads they find.
-    """
-
-    def __init__(self, cleanup: Callable[[], int], interval: float):
-        self._cleanup = cleanup
-        self.interval = interval
-        self._next: float | None = None
-        self._lock = threading.Lock()
-
-    def tick(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if self._next is None:
-                self._next = now + self.interval
-            if now < self._next:
-                return
-            self._next = now + self.interval
-        threading.Thread(target=self._run, name="tus_filter-cleanup", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            deleted = self._cleanup()
-        except Exception:
-            log.exception("tus_filter: cleanup failed")
-            return
-        if deleted:
-            log.info("tus_filter: deleted %d expired uploads", deleted)
+        return self.handler.cleanup()

@@ -47,12 +47,18 @@ class UploadRequest:
     ``"<id>"`` for an upload.  ``form()`` and ``json()`` consume the body;
     until a protocol claims the request, :meth:`restore_body` can put the
     consumed bytes back so the request passes through unchanged.
+    ``scope`` is the caller's say on whose upload this is (a view's
+    authenticated user); ``None`` leaves it to the protocol.
     """
 
-    def __init__(self, environ: dict[str, Any], subpath: str, collection_url: str):
+    def __init__(
+        self, environ: dict[str, Any], subpath: str, collection_url: str, *,
+        scope: str | None = None,
+    ):
         self.environ = environ
         self.subpath = subpath
         self.collection_url = collection_url
+        self.scope = scope
         self._raw = bytearray()
         self._original_input: IO[bytes] = environ["wsgi.input"]
         self._form: Form | None = None

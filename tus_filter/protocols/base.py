@@ -24,14 +24,16 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ..config import Settings
 from ..errors import HookFailed, Reject, TusFilterError, UploadExpired, UploadNotFound
 from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import COMPLETE, Storage, UploadRecord
 from ..upload import Upload, UploadInfo
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("tus_filter")
 
@@ -122,10 +124,14 @@ class Protocol(ABC):
     def scope_of(self, request: UploadRequest) -> str:
         """The ``scope`` hook's answer for ``request`` (default: ``REMOTE_USER`` or ``""``).
 
-        A :class:`~tus_filter.Reject` from the hook refuses the request; any
-        other exception, or an answer that is not a ``str``, is a broken
-        configuration: logged, and answered :class:`~tus_filter.errors.HookFailed` (500).
+        A scope the view gave :meth:`UploadHandler.handle <tus_filter.UploadHandler.handle>`
+        (``request.scope``) wins over the hook.  A :class:`~tus_filter.Reject`
+        from the hook refuses the request; any other exception, or an answer
+        that is not a ``str``, is a broken configuration: logged, and answered
+        :class:`~tus_filter.errors.HookFailed` (500).
         """
+        if request.scope is not None:
+            return request.scope
         hook = self.settings.scope
         try:
             scope = hook(request.environ)

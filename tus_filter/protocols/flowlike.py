@@ -48,10 +48,9 @@ import re
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 from urllib.parse import parse_qsl
 
-from ..config import Settings
 from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from ..forms import MAX_FIELDS_BYTES, FilePart, Form
 from ..http import Response
@@ -60,6 +59,9 @@ from ..storage import Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
 from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, Layout, check_filename, parse_decimal
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("tus_filter")
 

@@ -54,9 +54,8 @@ import binascii
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config import Settings
 from ..errors import (
     BadRequest,
     PayloadTooLarge,
@@ -77,6 +76,9 @@ from .chunked import (
     check_filename,
     parse_decimal,
 )
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 MAX_JSON_CONTENT = 1024 * 1024  # decoded bytes of one base64 chunk: JSON bodies sit in memory
 # The largest JSON body read at all: the base64 of MAX_JSON_CONTENT plus room
