@@ -7,8 +7,9 @@
 #   make clean  remove everything this Makefile created
 #
 # Setup steps leave stamp files in .make-stamps/ so that a second run only
-# redoes what changed: the editable install when setup.cfg or pyproject.toml
-# changes, `npm ci` when package.json or package-lock.json changes.
+# redoes what changed: the editable install with the extra a target needs
+# (`test` or `demo`) when setup.cfg or pyproject.toml changes, `npm ci` when
+# package.json or package-lock.json changes.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -26,14 +27,14 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test fuzz demo clean
 
-test: $(STAMPS)/python $(STAMPS)/node | $(CHROMIUM)
+test: $(STAMPS)/test $(STAMPS)/node | $(CHROMIUM)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The long hypothesis profile (tests/conftest.py); no per-test timeout.
-fuzz: $(STAMPS)/python
+fuzz: $(STAMPS)/test
 	TUS_FILTER_FUZZ=long $(VENV)/bin/python -m pytest tests/test_properties.py --timeout=0 $(PYTEST_ARGS)
 
-demo: $(STAMPS)/python $(STAMPS)/node
+demo: $(STAMPS)/demo $(STAMPS)/node
 	PYTHONPATH="$(CURDIR)" $(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
 
 clean:
@@ -54,8 +55,9 @@ $(VENV)/pyvenv.cfg:
 		|| { echo "make: $(PYTHON) is older than 3.11 (try PYTHON=python3.11)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMPS)/python: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[test]'
+# One stamp per extra: `make demo` installs only what serving the demo needs.
+$(STAMPS)/test $(STAMPS)/demo: $(STAMPS)/%: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[$*]'
 	touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)

@@ -387,7 +387,7 @@ def test_make_demo_serves_the_page(tmp_path: Path) -> None:
     log = tmp_path / "make-demo.log"
     with log.open("w") as output:
         process = subprocess.Popen(
-            ["make", "-o", ".make-stamps/python", "-o", ".make-stamps/node",
+            ["make", "-o", ".make-stamps/demo", "-o", ".make-stamps/node",
              "demo", "HOST=127.0.0.1", f"PORT={port}"],
             cwd=REPO_ROOT, stdout=output, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
