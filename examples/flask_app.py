@@ -1,56 +1,93 @@
-"""A Flask view receiving finished uploads (``pip install 'tus_filter[flask]'``).
+"""Uploads inside a Flask view, behind the app's own login check.
 
-tus_filter wraps ``app.wsgi_app``, Flask's place for WSGI middleware, and
-answers every upload request below ``/files`` itself.  When an upload
-completes, it calls the application once: a ``POST`` to the upload's URL
-(``/files`` or below it, depending on the protocol) with
-``environ["tus_filter.upload"]``.  So the view is routed at ``/files`` and
-everything below it, for ``POST`` only, and answers 404 to a request without
-an upload: one that no protocol recognised and the filter passed on.
-
-The view returns a body: the client then gets it instead of its protocol's
-own success response (tus keeps its status and headers), which is how an
-application hands back, say, a document id.  From the repository root::
+(``pip install 'tus_filter[flask]'``.)  No middleware: the view routed at
+``/files`` and below checks the user (HTTP Basic against a small dict; a
+Flask-Login ``current_user`` works the same), then hands the request to an
+:class:`tus_filter.UploadHandler` as ``webob.Request(request.environ)``
+with the user as the upload's scope, and answers with the handler's
+``webob.Response`` as a Flask response.  When a request completes
+an upload, the view makes it a document of that user and names it in a
+``Document-Id`` header; ``GET /documents`` lists the user's documents.
+From the repository root::
 
     python -m examples.flask_app             # http://127.0.0.1:8080/files
 """
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable, Mapping
+from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import waitress
-from flask import Flask, abort, current_app, request
+import webob
+from flask import Flask, Response, current_app, g, request
+from werkzeug.datastructures import Headers
 
-from tus_filter import TusFilter, Upload
+from examples.documents import Documents
+from tus_filter import UploadHandler
 
 DEFAULT_DIRECTORY = Path(__file__).resolve().parent / "var" / "flask_app"
+DEMO_USERS = {"alice": "alice-secret", "bob": "bob-secret"}
 
 
-def receive_upload(rest: str = "") -> dict[str, Any]:
-    """Move the finished upload into ``UPLOADS_DIR``; answer its id."""
-    upload: Upload | None = request.environ.get("tus_filter.upload")
-    if upload is None:
-        abort(404)
-    target = Path(current_app.config["UPLOADS_DIR"]) / upload.upload_id
-    os.replace(upload.path, target)
-    return {"document": upload.upload_id, "name": upload.filename, "size": upload.size}
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    """401 unless HTTP Basic names a known user, who is then ``g.user``."""
+
+    @wraps(view)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        auth = request.authorization
+        users: Mapping[str, str] = current_app.config["USERS"]
+        if auth is None or auth.username is None or users.get(auth.username) != auth.password:
+            return Response("log in first\n", 401,
+                            {"WWW-Authenticate": 'Basic realm="uploads"'})
+        g.user = auth.username
+        return view(*args, **kwargs)
+
+    return checked
 
 
-def make_application(directory: str | Path) -> Flask:
-    """The Flask app, tus_filter around its ``wsgi_app``; files go to ``<directory>/received``."""
+@login_required
+def upload(rest: str = "") -> Any:
+    """Every upload request: the handler answers, the view keeps finished files."""
+    handler: UploadHandler = current_app.config["UPLOAD_HANDLER"]
+    result = handler.handle(webob.Request(request.environ), scope=g.user)
+    if result.upload is not None:
+        document = current_app.config["DOCUMENTS"].create(g.user, result.upload)
+        result.response.headers["Document-Id"] = document["id"]
+    return flask_response(result.response)
+
+
+def flask_response(response: webob.Response) -> Response:
+    """The handler's answer as Flask's own, headers exactly as given (no default
+    ``Content-Type`` on a ``204``)."""
+    adapted = Response(response.app_iter, status=response.status)
+    adapted.headers = Headers(response.headerlist)
+    return adapted
+
+
+@login_required
+def list_documents() -> Any:
+    return current_app.config["DOCUMENTS"].of(g.user)
+
+
+def make_application(directory: str | Path, users: Mapping[str, str] = DEMO_USERS) -> Flask:
+    """The Flask app; uploads in progress in ``<directory>/incoming``, documents in
+    ``<directory>/documents/<user>``."""
     directory = Path(directory)
     app = Flask(__name__)
-    app.config["UPLOADS_DIR"] = directory / "received"
-    app.config["UPLOADS_DIR"].mkdir(parents=True, exist_ok=True)
-    # strict_slashes=False: a tus upload sent whole to "/files/" completes there.
-    app.add_url_rule("/files", view_func=receive_upload, methods=["POST"], strict_slashes=False)
-    app.add_url_rule("/files/<path:rest>", view_func=receive_upload, methods=["POST"])
-    app.wsgi_app = TusFilter(  # type: ignore[method-assign]
-        app.wsgi_app, upload_path="/files", tmp_file_dir=str(directory / "incoming")
+    app.config["USERS"] = users
+    app.config["DOCUMENTS"] = Documents(directory / "documents")
+    app.config["UPLOAD_HANDLER"] = UploadHandler(
+        upload_path="/files",  # the rules' prefix
+        tmp_file_dir=str(directory / "incoming"),
     )
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    # strict_slashes=False: a tus upload sent whole to "/files/" completes there.
+    app.add_url_rule("/files", view_func=upload, methods=methods, strict_slashes=False)
+    app.add_url_rule("/files/<path:rest>", view_func=upload, methods=methods)
+    app.add_url_rule("/documents", view_func=list_documents)
     return app
 
 
