@@ -154,3 +154,5 @@ class UploadRequest:
         """Give the wrapped app the body as it arrived, if a view of it consumed some."""
         if self._body_read:
             self.environ["wsgi.input"] = _ReplayStream(bytes(self._raw), self._original_input)
+            # WebOb marks a body it buffered as seekable; this stream is not.
+            self.environ.pop("webob.is_body_seekable", None)
