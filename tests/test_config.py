@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -12,8 +13,15 @@ from paste.deploy import loadapp
 from webtest import TestApp
 
 from tests.paste.apps import hello_app, refuse_exe, user_header
-from tus_filter import ConfigError, TusFilter
-from tus_filter.config import Settings, options_from_strings, parse_size, remote_user
+from tus_filter import ConfigError, TusFilter, UploadHandler
+from tus_filter.config import (
+    _CONVERTERS,
+    Options,
+    Settings,
+    options_from_strings,
+    parse_size,
+    remote_user,
+)
 
 PASTE = Path(__file__).parent / "paste"
 
@@ -81,7 +89,7 @@ def test_bad_keyword_options_fail_at_construction(
     tmp_path: Path, kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        TusFilter(hello_app, tmp_file_dir=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+        TusFilter(hello_app, tmp_file_dir=str(tmp_path), **kwargs)
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -183,3 +191,19 @@ def test_pipeline_ini_wraps_the_app(tmp_path: Path) -> None:
 def test_bad_ini_fails_at_loadapp(ini: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         loadapp(f"config:{PASTE / ini}")
+
+
+def test_every_setting_is_an_option_of_code_and_ini() -> None:
+    """One name, three doors: keyword options (UploadHandler, TusFilter) and ini strings."""
+    settings = {field.name for field in dataclasses.fields(Settings)}
+    assert set(Options.__annotations__) == settings
+    assert set(_CONVERTERS) == settings
+
+
+def test_handler_takes_the_filters_options(tmp_path: Path) -> None:
+    options = {"upload_path": "/up", "tmp_file_dir": str(tmp_path), "max_size": 10,
+               "protocols": ["tus"], "cors_origins": "*"}
+    handler, edge = UploadHandler(**options), TusFilter(hello_app, **options)
+    assert handler.settings == edge.settings
+    with pytest.raises(ConfigError, match="max_sise"):
+        UploadHandler(max_sise=1)

@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .errors import ConfigError
 from .protocols import PROTOCOLS
@@ -99,6 +99,30 @@ class Settings:
         if self.cleanup_interval is not None:
             return self.cleanup_interval
         return min(MAX_CLEANUP_INTERVAL, self.upload_valid_duration / 2)
+
+
+class Options(TypedDict, total=False):
+    """The keyword options of ``UploadHandler`` and ``TusFilter``, as callers give them.
+
+    Iterables and a space/comma separated ``cors_origins`` string are accepted
+    where :class:`Settings` holds tuples; an omitted option takes its default.
+    """
+
+    upload_path: str
+    tmp_file_dir: str | None
+    max_size: int | None
+    upload_valid_duration: int
+    cleanup_interval: float | None
+    protocols: Iterable[str]
+    checksum_algorithms: Iterable[str]
+    lock_timeout: float
+    cors_origins: str | Iterable[str] | None
+    behind_proxy: int
+    send_file: bool
+    on_create: Hook | None
+    on_terminate: Hook | None
+    scope: ScopeHook
+    bind_to_scope: bool
 
 
 def _fail(option: str, value: object, why: str) -> None:
@@ -213,4 +237,3 @@ def settings_from_options(
         return Settings(cors_origins=origins, **options)
     except TypeError as error:
         raise ConfigError(f"tus_filter: {error}") from None
-

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
+from .config import Options
 from .handler import UploadHandler
 from .handoff import call_app, merge
 from .upload import Upload
@@ -24,7 +25,7 @@ class TusFilter:
     :mod:`tus_filter.handoff`), and its answer is merged into the client's.
     """
 
-    def __init__(self, app: WSGIApplication, **options: Any):
+    def __init__(self, app: WSGIApplication, **options: Unpack[Options]):
         self.app = app
         self.handler = UploadHandler(**options)
         self.settings = self.handler.settings

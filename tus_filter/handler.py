@@ -15,17 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import webob
 
-from .config import (
-    DEFAULT_CHECKSUM_ALGORITHMS,
-    Hook,
-    ScopeHook,
-    remote_user,
-    settings_from_options,
-)
+from .config import Options, settings_from_options
 from .cors import CorsPolicy
 from .errors import TusFilterError, UploadExpired, UploadIncomplete, UploadNotFound
 from .http import Response, status_line
@@ -73,7 +67,8 @@ class Exchange:
 class UploadHandler:
     """Resumable uploads for one ``upload_path``, callable from any view.
 
-    Options (keyword-only; the Paste ini takes the same names as strings):
+    Options (:class:`~tus_filter.config.Options`, keyword-only; the Paste ini
+    takes the same names as strings; defaults in README "Options"):
 
     * ``upload_path`` — where uploads live, below ``SCRIPT_NAME``; in a view,
       the route's prefix (``/files`` for ``/files`` and ``/files/{id}``).
@@ -100,42 +95,8 @@ class UploadHandler:
       scope that created it.
     """
 
-    def __init__(
-        self,
-        *,
-        upload_path: str = "/files",
-        tmp_file_dir: str | None = None,
-        max_size: int | None = None,
-        upload_valid_duration: int = 86400,
-        cleanup_interval: float | None = None,
-        protocols: Iterable[str] = tuple(PROTOCOLS),
-        checksum_algorithms: Iterable[str] = DEFAULT_CHECKSUM_ALGORITHMS,
-        lock_timeout: float = 10.0,
-        cors_origins: str | Iterable[str] | None = None,
-        behind_proxy: int = 0,
-        send_file: bool = False,
-        on_create: Hook | None = None,
-        on_terminate: Hook | None = None,
-        scope: ScopeHook = remote_user,
-        bind_to_scope: bool = False,
-    ):
-        self.settings = settings_from_options(
-            upload_path=upload_path,
-            tmp_file_dir=tmp_file_dir,
-            max_size=max_size,
-            upload_valid_duration=upload_valid_duration,
-            cleanup_interval=cleanup_interval,
-            protocols=tuple(protocols),
-            checksum_algorithms=tuple(checksum_algorithms),
-            lock_timeout=lock_timeout,
-            cors_origins=cors_origins,
-            behind_proxy=behind_proxy,
-            send_file=send_file,
-            on_create=on_create,
-            on_terminate=on_terminate,
-            scope=scope,
-            bind_to_scope=bind_to_scope,
-        )
+    def __init__(self, **options: Unpack[Options]):
+        self.settings = settings_from_options(**options)
         self.storage = FilesystemStorage(
             self.settings.tmp_file_dir,
             valid_duration=self.settings.upload_valid_duration,
