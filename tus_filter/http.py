@@ -27,8 +27,9 @@ def status_line(status: int) -> str:
 class Headers(wsgiref.headers.Headers):
     """Header lines in order, names compared case-insensitively.
 
-    ``headers[name] = value`` replaces every line of ``name``; ``add_header``
-    appends one more, so a header sent several times (an app's two
+    The dict-like calls protocols use (``headers[name] = value``, ``get``,
+    ``update``, ``pop``, ``del``) act on every line of a name; ``add_header``
+    appends one more line, so a header sent several times (an app's two
     ``Set-Cookie`` lines) keeps every line.
     """
 
@@ -42,6 +43,12 @@ class Headers(wsgiref.headers.Headers):
         """Set each header of ``other``, replacing the lines of that name here."""
         for name, value in Headers(other).items():
             self[name] = value
+
+    def pop(self, name: str, default: str | None = None) -> str | None:
+        """Remove every line of ``name``; return its first value, else ``default``."""
+        value = self.get(name, default)
+        del self[name]
+        return value
 
     def without(self, *names: str) -> Headers:
         """A copy without the lines of ``names``."""

@@ -109,7 +109,7 @@ class TusProtocol(Protocol):
             response = self.error_response(error)
             if method == "HEAD":
                 response.body = b""
-                del response.headers["Content-Type"]
+                response.headers.pop("Content-Type", None)
             return Outcome(response)
 
     def _route(self, method: str, request: UploadRequest) -> Outcome:
