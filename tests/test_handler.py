@@ -124,6 +124,21 @@ def test_urls_follow_the_route(script_name: str, path: str, location: str,
     assert re.fullmatch(re.escape(location) + "[0-9a-f]{32}", created.headers["Location"])
 
 
+def test_concatenation_urls_follow_the_route(tmp_path: Path) -> None:
+    """Partials named by the Locations a view below ``SCRIPT_NAME`` handed out."""
+    app = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path))),
+                          extra_environ={"SCRIPT_NAME": "/site"})
+    partial = {**TUS, "Upload-Concat": "partial",
+               "Content-Type": "application/offset+octet-stream"}
+    parts = [app.post("/site/files", data, headers={**partial, "Upload-Length": "3"},
+                      status=201).headers["Location"] for data in (b"abc", b"def")]
+    final = app.post("/site/files", headers={**TUS, "Upload-Concat": "final;" + " ".join(parts)},
+                     status=201)
+    assert final.headers["Location"].startswith("http://localhost/site/files/")
+    head = app.head(final.headers["Location"].removeprefix("http://localhost"), headers=TUS)
+    assert head.headers["Upload-Offset"] == head.headers["Upload-Length"] == "6"
+
+
 def test_unrecognised_request_keeps_its_body_for_the_view(tmp_path: Path) -> None:
     handler = UploadHandler(tmp_file_dir=str(tmp_path))
     body = b'{"not": "an upload"}'
