@@ -5,8 +5,9 @@
 Flask-Login ``current_user`` works the same), then hands the request to an
 :class:`tus_filter.UploadHandler` as ``webob.Request(request.environ)``
 with the user as the upload's scope, and answers with the handler's
-``webob.Response`` as a Flask response.  When a request completes
-an upload, the view makes it a document of that user and names it in a
+``webob.Response`` as a Flask response.  With ``bind_to_scope`` another
+user's tus URL answers like an unknown one.  When a request completes an
+upload, the view makes it a document of that user and names it in a
 ``Document-Id`` header; ``GET /documents`` lists the user's documents.
 From the repository root::
 
@@ -82,6 +83,7 @@ def make_application(directory: str | Path, users: Mapping[str, str] = DEMO_USER
     app.config["UPLOAD_HANDLER"] = UploadHandler(
         upload_path="/files",  # the rules' prefix
         tmp_file_dir=str(directory / "incoming"),
+        bind_to_scope=True,  # a tus or uid id answers only the user who created it
     )
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
     # strict_slashes=False: a tus upload sent whole to "/files/" completes there.

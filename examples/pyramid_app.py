@@ -4,10 +4,10 @@
 and ``/files/{rest}`` need the ``upload`` permission, and their view hands
 the request to an :class:`tus_filter.UploadHandler` with
 ``request.authenticated_userid`` as the upload's scope.  Each user only
-ever sees their own uploads: a flow.js identifier or a resumed chunk of one
-user never meets another's.  When a request completes an upload, the view
-makes it a document of that user and names it in a ``Document-Id`` header;
-``GET /documents`` lists the user's documents.
+ever sees their own uploads (``bind_to_scope``): another user's tus URL or
+flow.js identifier answers like an unknown one.  When a request completes
+an upload, the view makes it a document of that user and names it in a
+``Document-Id`` header; ``GET /documents`` lists the user's documents.
 
 The ``on_create`` hook sees the view's request as
 ``environ["tus_filter.request"]``: it refuses a new upload from a user who
@@ -114,6 +114,7 @@ def make_application(
         upload_path="/files",  # the routes' prefix
         tmp_file_dir=str(directory / "incoming"),
         on_create=quota(max_documents, documents),
+        bind_to_scope=True,  # a tus or uid id answers only the user who created it
     )
     settings = {"upload_handler": handler, "documents": documents}
     with Configurator(settings=settings) as config:

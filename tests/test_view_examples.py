@@ -130,6 +130,20 @@ def test_equal_flow_identifiers_of_two_users_never_meet(
     assert has("alice", 2) == 204  # bob's chunk 2 is not alice's
 
 
+def test_a_tus_url_answers_only_its_user(example: Callable[..., Any], tmp_path: Path) -> None:
+    """``bind_to_scope`` with the view's user: another user's URL is an unknown id."""
+    app = webtest.TestApp(example(tmp_path, users=USERS))
+    created = app.post("/files", headers={**TUS, "Upload-Length": "5", **basic("alice")},
+                       status=201)
+    path = urlsplit(created.headers["Location"]).path
+    patch = {**TUS, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"}
+    app.head(path, headers={**TUS, **basic("bob")}, status=404)
+    app.patch(path, b"hello", headers={**patch, **basic("bob")}, status=404)
+    app.delete(path, headers={**TUS, **basic("bob")}, status=404)
+    app.patch(path, b"hello", headers={**patch, **basic("alice")}, status=204)
+    assert list(documents(tmp_path, "alice").values()) == [b"hello"]
+
+
 def test_hook_sees_the_view_request(tmp_path: Path) -> None:
     """pyramid_app's on_create reads the user from environ["tus_filter.request"]."""
     app = webtest.TestApp(pyramid_app.make_application(tmp_path, users=USERS, max_documents=1))
