@@ -1,9 +1,10 @@
 """The package depends on what it imports, and the glue imports the core, never the reverse.
 
 ``install_requires`` must name exactly the distributions whose modules
-something in ``tus_filter/`` imports: PasteDeploy, waitress and the example
-frameworks are extras.  ``egg:tus_filter#main`` is loaded from every ini in
-``test_examples.py`` and ``test_config.py``.
+``tus_filter/`` imports at module level.  An import inside a function (the
+cleanup command's PasteDeploy) must belong to an extra, and its absence is
+reported by naming the extra.  ``egg:tus_filter#main`` is loaded from every
+ini in ``test_examples.py`` and ``test_config.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import ast
 import configparser
 import re
+import subprocess
 import sys
 from importlib.metadata import packages_distributions
 from pathlib import Path
@@ -20,10 +22,19 @@ from tests.support import REPO_ROOT
 PACKAGE = REPO_ROOT / "tus_filter"
 
 
-def imports_of(path: Path) -> list[tuple[int, str]]:
-    """``(level, module)`` for each import statement in ``path`` (level 0: absolute)."""
+def imports_of(path: Path, *, nested: bool = False) -> list[tuple[int, str]]:
+    """``(level, module)`` for each import statement in ``path`` (level 0: absolute).
+
+    Module-level statements (``if TYPE_CHECKING:`` blocks included), or with
+    ``nested`` only those inside functions.
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    top = {id(node) for node in tree.body}
+    top |= {id(node) for block in tree.body if isinstance(block, ast.If) for node in block.body}
     found: list[tuple[int, str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(tree):
+        if (id(node) in top) == nested:
+            continue
         if isinstance(node, ast.Import):
             found.extend((0, alias.name) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -31,11 +42,11 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
     return found
 
 
-def third_party_distributions() -> set[str]:
+def third_party_distributions(*, nested: bool = False) -> set[str]:
     distributions = packages_distributions()
     names: set[str] = set()
     for path in PACKAGE.rglob("*.py"):
-        for level, module in imports_of(path):
+        for level, module in imports_of(path, nested=nested):
             top = module.split(".")[0]
             if level or top in sys.stdlib_module_names or top in ("_typeshed", "tus_filter"):
                 continue
@@ -43,15 +54,40 @@ def third_party_distributions() -> set[str]:
     return names
 
 
-def install_requires() -> set[str]:
+def requirements(lines: str) -> set[str]:
+    return {re.split(r"[\s<>=!~;\[]", line.strip(), maxsplit=1)[0].lower()
+            for line in lines.strip().splitlines()}
+
+
+def setup_cfg() -> configparser.ConfigParser:
     config = configparser.ConfigParser()
     config.read(REPO_ROOT / "setup.cfg")
-    lines = config["options"]["install_requires"].strip().splitlines()
-    return {re.split(r"[\s<>=!~;\[]", line.strip(), maxsplit=1)[0].lower() for line in lines}
+    return config
 
 
 def test_install_requires_is_what_the_package_imports() -> None:
-    assert install_requires() == third_party_distributions() == {"webob", "multipart"}
+    install_requires = requirements(setup_cfg()["options"]["install_requires"])
+    assert install_requires == third_party_distributions() == {"webob", "multipart"}
+
+
+def test_imports_inside_functions_are_the_paste_extra() -> None:
+    paste = requirements(setup_cfg()["options.extras_require"]["paste"])
+    assert third_party_distributions(nested=True) <= paste == {"pastedeploy"}
+
+
+def test_cleanup_command_without_pastedeploy_names_the_extra(tmp_path: Path) -> None:
+    ini = tmp_path / "site.ini"
+    ini.write_text("[filter:upload]\nuse = egg:tus_filter#main\n")
+    without_paste = (
+        "import sys; sys.modules['paste'] = sys.modules['paste.deploy'] = None; "
+        "from tus_filter.cli import main; sys.exit(main(['cleanup', sys.argv[1]]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", without_paste, str(ini)],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "pip install 'tus_filter[paste]'" in done.stderr
 
 
 def test_settings_do_not_import_the_wsgi_edge() -> None:

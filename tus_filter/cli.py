@@ -2,7 +2,8 @@
 
 The filter is built from its own ini section with ``paste.deploy.loadfilter``
 (``loadapp`` would return the outermost application of a pipeline, with the
-filter hidden inside it).  ``#name`` names the ``[filter:name]`` section;
+filter hidden inside it), so the command needs PasteDeploy
+(``tus_filter[paste]``).  ``#name`` names the ``[filter:name]`` section;
 without it, the ini must hold exactly one section whose filter is a
 :class:`~tus_filter.TusFilter`.
 """
@@ -15,8 +16,6 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
-
-from paste.deploy import loadfilter
 
 from .filter import TusFilter
 
@@ -89,6 +88,11 @@ def _filter_sections(path: str) -> list[str]:
 
 def _tus_filter(path: str, name: str) -> TusFilter | None:
     """The filter ``[filter:name]`` builds, if it is a :class:`TusFilter`."""
+    try:
+        from paste.deploy import loadfilter  # the paste extra: only reading an ini needs it
+    except ImportError:
+        raise CommandError("reading an ini needs PasteDeploy: "
+                           "pip install 'tus_filter[paste]'") from None
     built = loadfilter(f"config:{path}", name=name)(_no_app)
     return built if isinstance(built, TusFilter) else None
 
