@@ -98,7 +98,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.tmp_file_dir == os.path.join(tempfile.gettempdir(), "tus_filter")
     assert settings.max_size is None
     assert settings.upload_valid_duration == 86400
-    assert settings.protocols == ("tus", "ietf", "uid", "flowjs", "resumablejs")
+    assert settings.protocols == ("ietf", "tus", "uid", "flowjs", "resumablejs")  # the registry
     assert settings.checksum_algorithms == ("sha1", "md5", "sha256", "sha512")
     assert settings.lock_timeout == 10.0
     assert settings.cors_origins == ()
