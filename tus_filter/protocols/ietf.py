@@ -120,7 +120,8 @@ class IetfProtocol(Protocol):
         if method == "PATCH":
             return self._append(interop, request)
         if method == "DELETE":
-            return Outcome(self._cancel(request))
+            self.terminate(request)
+            return Outcome(Response(204))
         raise MethodNotAllowed(_UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
@@ -253,18 +254,6 @@ class IetfProtocol(Protocol):
             )
             completed = self._settle(record, complete=complete and whole)
         return _outcome(interop, Response(204, _state(interop, record)), completed)
-
-    # -- cancellation ------------------------------------------------------------------------------
-
-    def _cancel(self, request: UploadRequest) -> Response:
-        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        with self.storage.lock(request.subpath, request_release=True) as lock:
-            record = self.own_record(request, request.subpath)
-            if self.settings.on_terminate is not None:
-                self.settings.on_terminate(request.environ, self.info_of(record))
-            self.storage.delete(record.upload_id, lock)
-        return Response(204)
-
 
 
 def upload_limit(

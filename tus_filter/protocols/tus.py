@@ -527,14 +527,7 @@ class TusProtocol(Protocol):
     # -- DELETE (termination) ----------------------------------------------------------------------
 
     def _delete(self, request: UploadRequest) -> Response:
-        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        # A running PATCH is asked to stop and save; then the upload goes.
-        with self.storage.lock(request.subpath, request_release=True) as lock:
-            record = self.own_record(request, request.subpath)
-            if self.settings.on_terminate is not None:
-                self.settings.on_terminate(request.environ, self.info_of(record))
-            self.storage.delete(record.upload_id, lock)
-        log.info("tus_filter: upload %s terminated", record.upload_id)
+        self.terminate(request)
         return Response(204, self.essential_headers())
 
     # -- limits ------------------------------------------------------------------------------------
