@@ -44,7 +44,7 @@ from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import UploadRecord
 from ..upload import Upload
-from .appending import append_body, room, too_large
+from .appending import COLLECTION_ALLOW, UPLOAD_ALLOW, append_body, room, too_large
 from .base import Outcome, Protocol
 from .ietf_versions import (
     COMPLETED_UPLOAD,
@@ -66,8 +66,6 @@ INTEROP_FIELD = "Upload-Draft-Interop-Version"
 #: Any of these (and no ``Tus-Resumable``) makes a request the draft's.
 DRAFT_FIELDS = (INTEROP_FIELD, "Upload-Complete", "Upload-Incomplete")
 
-_COLLECTION_ALLOW = ["POST", "OPTIONS"]
-_UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 _PROBLEMS: tuple[tuple[type[TusFilterError], str, str], ...] = (
     (OffsetConflict, MISMATCHING_OFFSET, "offset from request does not match offset of resource"),
     (InconsistentLength, INCONSISTENT_LENGTH, "inconsistent length values for upload"),
@@ -114,7 +112,7 @@ class IetfProtocol(Protocol):
         if not request.subpath:
             if method == "POST":
                 return self._create(interop, request)
-            raise MethodNotAllowed(_COLLECTION_ALLOW)
+            raise MethodNotAllowed(COLLECTION_ALLOW)
         if method == "HEAD":
             return Outcome(self._head(interop, request))
         if method == "PATCH":
@@ -122,7 +120,7 @@ class IetfProtocol(Protocol):
         if method == "DELETE":
             self.terminate(request)
             return Outcome(Response(204))
-        raise MethodNotAllowed(_UPLOAD_ALLOW)
+        raise MethodNotAllowed(UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
 

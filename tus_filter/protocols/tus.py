@@ -36,7 +36,7 @@ from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import UploadRecord
 from ..upload import Upload
-from .appending import append_body, room, too_large
+from .appending import COLLECTION_ALLOW, UPLOAD_ALLOW, append_body, room, too_large
 from .base import Outcome, Protocol
 from .ietf import upload_limit
 from .tus_headers import (
@@ -59,8 +59,6 @@ log = logging.getLogger("tus_filter")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _TUS_METHODS = ("HEAD", "PATCH", "DELETE", "POST")
 _CREATION_HEADERS = ("Upload-Length", "Upload-Defer-Length", "Upload-Concat")
-_COLLECTION_ALLOW = ["POST", "OPTIONS"]
-_UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 PARTIAL = "partial"
 FINAL = "final"
 
@@ -122,14 +120,14 @@ class TusProtocol(Protocol):
         if not request.subpath:
             if method == "POST":
                 return self._create(request)
-            raise MethodNotAllowed(_COLLECTION_ALLOW)
+            raise MethodNotAllowed(COLLECTION_ALLOW)
         if method == "HEAD":
             return Outcome(self._head(request))
         if method == "PATCH":
             return self._patch(request)
         if method == "DELETE":
             return Outcome(self._delete(request))
-        raise MethodNotAllowed(_UPLOAD_ALLOW)
+        raise MethodNotAllowed(UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
 
