@@ -26,6 +26,7 @@ from .http import Response, status_line
 from .incoming import UploadRequest
 from .protocols import PROTOCOLS, Outcome, Protocol
 from .protocols.base import completed_upload
+from .protocols.tus import PARTIAL
 from .storage import FilesystemStorage
 from .upload import Upload
 from .urls import collection_url, match_upload_path
@@ -206,7 +207,7 @@ class UploadHandler:
         except UploadExpired:
             self.storage.discard_expired(upload_id)
             raise
-        if record.concat == "partial":
+        if record.concat == PARTIAL:
             raise UploadNotFound()  # a piece of a tus concatenation, never a file of its own
         if not record.is_complete:
             raise UploadIncomplete()

@@ -35,7 +35,7 @@ from .errors import UploadLocked
 
 _POLL_MIN = 0.002
 _POLL_MAX = 0.05
-_TOKEN_BYTES = 16  # hex digits naming one exclusive hold
+_TOKEN_BYTES = 16  # hex digits naming one exclusive hold (64 random bits)
 
 
 class Lock:
@@ -153,7 +153,7 @@ def _release_path(lock_path: str) -> str:
 
 def _new_token(fd: int) -> bytes:
     """Name this hold in its lock file, for waiters that ask it to let go."""
-    token = secrets.token_hex(8).encode()
+    token = secrets.token_hex(_TOKEN_BYTES // 2).encode()
     os.ftruncate(fd, 0)
     os.pwrite(fd, token, 0)
     return token

@@ -1,8 +1,9 @@
 """Appending a request body at an upload's offset: shared by tus and the IETF draft.
 
 Both protocols keep one offset per upload and append the body of a request
-there, so they share the limits (``max_size``, the bytes left) and the write
-itself.  The caller holds the upload's lock and saves the record.
+there, so they share the limits (``max_size``, the bytes left), the write
+itself and the methods a 405 allows.  The caller of :func:`append_body`
+holds the upload's lock and saves the record.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 log = logging.getLogger("tus_filter")
+
+#: ``Allow`` of a 405, on the collection and on an upload (the two protocols route alike).
+COLLECTION_ALLOW = ["POST", "OPTIONS"]
+UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 
 
 def too_large(settings: Settings, length: int) -> bool:

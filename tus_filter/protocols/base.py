@@ -194,6 +194,21 @@ class Protocol(ABC):
             content_type=record.content_type,
         )
 
+    def terminate(self, request: UploadRequest) -> None:
+        """Delete the upload ``request.subpath`` names, after ``on_terminate`` allows it.
+
+        A stranger's id is refused before waiting for its lock; a running
+        append is asked to stop and save (``request_release``), then the
+        upload goes.  tus termination and the IETF draft's cancellation.
+        """
+        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
+        with self.storage.lock(request.subpath, request_release=True) as lock:
+            record = self.own_record(request, request.subpath)
+            if self.settings.on_terminate is not None:
+                self.settings.on_terminate(request.environ, self.info_of(record))
+            self.storage.delete(record.upload_id, lock)
+        log.info("tus_filter: upload %s terminated", record.upload_id)
+
     def discard(self, upload_id: str) -> None:
         """Delete an upload nobody was told about, while already handling an error.
 

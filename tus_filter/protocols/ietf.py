@@ -44,7 +44,7 @@ from ..http import Response
 from ..incoming import UploadRequest
 from ..storage import UploadRecord
 from ..upload import Upload
-from .appending import append_body, room, too_large
+from .appending import COLLECTION_ALLOW, UPLOAD_ALLOW, append_body, room, too_large
 from .base import Outcome, Protocol
 from .ietf_versions import (
     COMPLETED_UPLOAD,
@@ -66,8 +66,6 @@ INTEROP_FIELD = "Upload-Draft-Interop-Version"
 #: Any of these (and no ``Tus-Resumable``) makes a request the draft's.
 DRAFT_FIELDS = (INTEROP_FIELD, "Upload-Complete", "Upload-Incomplete")
 
-_COLLECTION_ALLOW = ["POST", "OPTIONS"]
-_UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 _PROBLEMS: tuple[tuple[type[TusFilterError], str, str], ...] = (
     (OffsetConflict, MISMATCHING_OFFSET, "offset from request does not match offset of resource"),
     (InconsistentLength, INCONSISTENT_LENGTH, "inconsistent length values for upload"),
@@ -114,14 +112,15 @@ class IetfProtocol(Protocol):
         if not request.subpath:
             if method == "POST":
                 return self._create(interop, request)
-            raise MethodNotAllowed(_COLLECTION_ALLOW)
+            raise MethodNotAllowed(COLLECTION_ALLOW)
         if method == "HEAD":
             return Outcome(self._head(interop, request))
         if method == "PATCH":
             return self._append(interop, request)
         if method == "DELETE":
-            return Outcome(self._cancel(request))
-        raise MethodNotAllowed(_UPLOAD_ALLOW)
+            self.terminate(request)
+            return Outcome(Response(204))
+        raise MethodNotAllowed(UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
 
@@ -253,18 +252,6 @@ class IetfProtocol(Protocol):
             )
             completed = self._settle(record, complete=complete and whole)
         return _outcome(interop, Response(204, _state(interop, record)), completed)
-
-    # -- cancellation ------------------------------------------------------------------------------
-
-    def _cancel(self, request: UploadRequest) -> Response:
-        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        with self.storage.lock(request.subpath, request_release=True) as lock:
-            record = self.own_record(request, request.subpath)
-            if self.settings.on_terminate is not None:
-                self.settings.on_terminate(request.environ, self.info_of(record))
-            self.storage.delete(record.upload_id, lock)
-        return Response(204)
-
 
 
 def upload_limit(

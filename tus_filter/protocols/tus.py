@@ -34,16 +34,14 @@ from ..errors import (
 )
 from ..http import Response
 from ..incoming import UploadRequest
-from ..locking import Lock
 from ..storage import UploadRecord
 from ..upload import Upload
-from .appending import append_body, room, too_large
+from .appending import COLLECTION_ALLOW, UPLOAD_ALLOW, append_body, room, too_large
 from .base import Outcome, Protocol
 from .ietf import upload_limit
 from .tus_headers import (
     OFFSET_OCTET_STREAM,
     TUS_VERSION,
-    Checksum,
     Concat,
     content_type_of,
     filename_of,
@@ -61,8 +59,6 @@ log = logging.getLogger("tus_filter")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _TUS_METHODS = ("HEAD", "PATCH", "DELETE", "POST")
 _CREATION_HEADERS = ("Upload-Length", "Upload-Defer-Length", "Upload-Concat")
-_COLLECTION_ALLOW = ["POST", "OPTIONS"]
-_UPLOAD_ALLOW = ["HEAD", "PATCH", "DELETE", "OPTIONS"]
 PARTIAL = "partial"
 FINAL = "final"
 
@@ -124,14 +120,14 @@ class TusProtocol(Protocol):
         if not request.subpath:
             if method == "POST":
                 return self._create(request)
-            raise MethodNotAllowed(_COLLECTION_ALLOW)
+            raise MethodNotAllowed(COLLECTION_ALLOW)
         if method == "HEAD":
             return Outcome(self._head(request))
         if method == "PATCH":
             return self._patch(request)
         if method == "DELETE":
             return Outcome(self._delete(request))
-        raise MethodNotAllowed(_UPLOAD_ALLOW)
+        raise MethodNotAllowed(UPLOAD_ALLOW)
 
     # -- responses ---------------------------------------------------------------------------------
 
@@ -220,7 +216,7 @@ class TusProtocol(Protocol):
         if length_header is None and not deferred:
             raise BadRequest("Upload-Length or Upload-Defer-Length: 1 is required")
         length = None if deferred else parse_int("Upload-Length", length_header or "")
-        if length is not None and self._too_large(length):
+        if length is not None and too_large(self.settings, length):
             raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {self.settings.max_size}")
 
         with_upload = request.content_type == OFFSET_OCTET_STREAM
@@ -229,9 +225,9 @@ class TusProtocol(Protocol):
             checksum = parse_checksum(
                 request.header("Upload-Checksum"), self.settings.checksum_algorithms
             )
-            room = self._room(length, 0)
+            left = room(self.settings, length, 0)
             declared = request.body_length
-            if declared is not None and room is not None and declared > room:
+            if declared is not None and left is not None and declared > left:
                 raise PayloadTooLarge("the body is larger than Upload-Length")
         elif _has_body(request):
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_OCTET_STREAM}")
@@ -248,7 +244,7 @@ class TusProtocol(Protocol):
             with self.storage.lock(record.upload_id) as lock:
                 if with_upload:
                     try:
-                        self._receive(request, record, checksum, lock, new_length=None)
+                        append_body(self.settings, self.storage, request, record, lock, checksum)
                     except TusFilterError:
                         # Nobody has the URL yet: a refused first chunk leaves no upload.
                         self.storage.delete(record.upload_id, lock)
@@ -273,7 +269,7 @@ class TusProtocol(Protocol):
         partials = {part_id: self._load_partial(request, part_id) for part_id in part_ids}
         lengths = [partials[part_id].length for part_id in part_ids]
         length = None if None in lengths else sum(n or 0 for n in lengths)
-        if length is not None and self._too_large(length):
+        if length is not None and too_large(self.settings, length):
             raise PayloadTooLarge(
                 f"the partial uploads exceed the maximum of {self.settings.max_size}"
             )
@@ -448,7 +444,9 @@ class TusProtocol(Protocol):
                 return Outcome(Response(204, self._headers(record)))
             if new_length is not None:
                 self._check_declared_length(record, new_length, declared)
-            self._receive(request, record, checksum, lock, new_length=new_length)
+            append_body(
+                self.settings, self.storage, request, record, lock, checksum, new_length=new_length
+            )
             completed = self._finish_if_complete(record)
         if record.concat == PARTIAL and record.finals:
             final_completed = self._settle_finals_quietly(record)
@@ -462,7 +460,7 @@ class TusProtocol(Protocol):
             raise BadRequest("Upload-Length is already known and cannot be changed")
         if new_length < record.offset:
             raise BadRequest(f"Upload-Length {new_length} is below the offset {record.offset}")
-        if self._too_large(new_length):
+        if too_large(self.settings, new_length):
             raise PayloadTooLarge(f"Upload-Length exceeds the maximum of {self.settings.max_size}")
         if declared is not None and record.offset + declared > new_length:
             raise PayloadTooLarge("the body is larger than the declared Upload-Length")
@@ -479,7 +477,7 @@ class TusProtocol(Protocol):
                 total += part_length if other == part_id else self.storage.load(other).length or 0
         except UploadNotFound:
             return
-        if self._too_large(total):
+        if too_large(self.settings, total):
             raise PayloadTooLarge(
                 f"the final upload would exceed the maximum of {self.settings.max_size}"
             )
@@ -496,22 +494,6 @@ class TusProtocol(Protocol):
                 log.info("tus_filter: final upload %s not settled: %s", final_id, error.message)
         return completed
 
-    # -- writing (shared by PATCH and creation-with-upload) ----------------------------------------
-
-    def _receive(
-        self,
-        request: UploadRequest,
-        record: UploadRecord,
-        checksum: Checksum | None,
-        lock: Lock,
-        *,
-        new_length: int | None,
-    ) -> None:
-        """Write the body at ``record.offset`` (lock held; caller saves); see ``append_body``."""
-        append_body(
-            self.settings, self.storage, request, record, lock, checksum, new_length=new_length
-        )
-
     def _finish_if_complete(self, record: UploadRecord) -> Upload | None:
         """Save ``record``; complete it if its last byte arrived (lock held).
 
@@ -527,23 +509,8 @@ class TusProtocol(Protocol):
     # -- DELETE (termination) ----------------------------------------------------------------------
 
     def _delete(self, request: UploadRequest) -> Response:
-        self.own_record(request, request.subpath)  # a stranger's id: 404, without waiting
-        # A running PATCH is asked to stop and save; then the upload goes.
-        with self.storage.lock(request.subpath, request_release=True) as lock:
-            record = self.own_record(request, request.subpath)
-            if self.settings.on_terminate is not None:
-                self.settings.on_terminate(request.environ, self.info_of(record))
-            self.storage.delete(record.upload_id, lock)
-        log.info("tus_filter: upload %s terminated", record.upload_id)
+        self.terminate(request)
         return Response(204, self.essential_headers())
-
-    # -- limits ------------------------------------------------------------------------------------
-
-    def _too_large(self, length: int) -> bool:
-        return too_large(self.settings, length)
-
-    def _room(self, length: int | None, offset: int) -> int | None:
-        return room(self.settings, length, offset)
 
 
 def _method(request: UploadRequest) -> str:
