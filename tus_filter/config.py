@@ -55,7 +55,7 @@ class Settings:
     on_create: Hook | None = None
     on_terminate: Hook | None = None
     scope: ScopeHook = remote_user
-    # tus and uid ids are capabilities; binding also requires the creator's scope.
+    # tus, draft and uid ids are capabilities; binding also requires the creator's scope.
     bind_to_scope: bool = False
 
     def __post_init__(self) -> None:

@@ -92,8 +92,8 @@ class UploadHandler:
     * ``scope`` — ``scope(environ) -> str``: whose uploads a request may see
       (default: ``REMOTE_USER``); part of every flow.js / resumable.js key.
       A view may pass the scope to :meth:`handle` instead.
-    * ``bind_to_scope`` — a tus or uid upload answers only requests of the
-      scope that created it.
+    * ``bind_to_scope`` — a tus, IETF-draft or uid upload answers only
+      requests of the scope that created it.
     """
 
     def __init__(self, **options: Unpack[Options]):
