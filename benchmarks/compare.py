@@ -1,0 +1,602 @@
+"""The filter side by side with the ceiling and @tus/server, per workload.
+
+    .venv/bin/python benchmarks/compare.py [--rounds 5] [--smoke] [--profile DIR]
+
+Systems, each started fresh for every round on a free 127.0.0.1 port and
+stopped by its PID (``bench_server.py``, ``tus_node_server.mjs``):
+
+* ``filter``: ``TusFilter`` under waitress and under gunicorn (gthread);
+* ``ceiling``: a WSGI app that streams each request body into a new file,
+  under the same two servers;
+* ``@tus/server`` (with ``@tus/file-store``, versions pinned in
+  package-lock.json) under Node, for the tus workloads.
+
+Workloads (sizes from the options):
+
+* ``tus-patch``: one tus upload, created by a POST and sent in one PATCH;
+* ``flow-1m`` / ``flow-5m``: flow.js multipart chunks (form fields, then the
+  file part), 3 in parallel on 3 keep-alive connections, no test requests;
+* ``resumable-1m``: resumable.js ``method: 'octet'`` chunks (parameters in
+  the query string, the chunk as the body), 3 in parallel;
+* ``tus-64k``: 3 tus uploads in parallel, each one keep-alive connection
+  sending 64 KiB PATCHes.
+
+The client is the same for every system: ``http.client``, one keep-alive
+connection per parallel lane, each body streamed from one pre-generated file
+in 256 KiB blocks.  The ceiling receives byte for byte the same requests
+(creation POSTs and multipart bodies included) and treats every one as a
+body to store.  Rounds alternate: round 1 of every system, then round 2, ...
+
+For every (workload, system, server): median and fastest wall time; MiB/s
+and requests/s of the fastest round; server CPU seconds (utime + stime of
+the server's processes, from /proc, median); peak server RSS above its idle
+RSS (sampled from /proc every 10 ms, worst round); and ``ratio``, the
+ceiling's fastest wall time under the same server divided by the system's
+(@tus/server: the waitress ceiling's).  1.0 is as fast as the ceiling.
+
+``--profile DIR`` instead runs every workload once against the filter under
+each server with py-spy attached and prints where the server's samples go.
+Not part of the test run: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+MIB = 1024 * 1024
+BLOCK = 256 * 1024
+LANES = 3
+SERVERS = ("waitress", "gunicorn")
+NODE = "node"
+TICKS = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+READY_TIMEOUT = 30.0
+
+
+class BenchError(Exception):
+    """A system answered something other than a success, or did not start."""
+
+
+# -- the client ---------------------------------------------------------------
+
+
+class Lane:
+    """One keep-alive connection sending bodies streamed from ``source``."""
+
+    def __init__(self, port: int, source: int):
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        self.source = source
+        self.requests = 0
+        self.completions = 0
+
+    def send(self, method: str, path: str, headers: dict[str, str], offset: int = 0,
+             length: int = 0, prefix: bytes = b"", suffix: bytes = b"") -> http.client.HTTPResponse:
+        connection = self.connection
+        connection.putrequest(method, path, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(prefix) + length + len(suffix)))
+        connection.endheaders()
+        if prefix:
+            connection.send(prefix)
+        end = offset + length
+        while offset < end:
+            block = os.pread(self.source, min(BLOCK, end - offset), offset)
+            connection.send(block)
+            offset += len(block)
+        if suffix:
+            connection.send(suffix)
+        response = connection.getresponse()
+        response.read()
+        self.requests += 1
+        if not 200 <= response.status < 300:
+            raise BenchError(f"{method} {path}: {response.status} {response.reason}")
+        if response.getheader("X-Bench-Completed"):
+            self.completions += 1
+        return response
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def tus_upload(lane: Lane, start: int, size: int, chunk: int) -> None:
+    created = lane.send("POST", "/files", {**TUS, "Upload-Length": str(size)})
+    path = urlsplit(created.getheader("Location", "")).path
+    offset = 0
+    while offset < size:
+        length = min(chunk, size - offset)
+        lane.send("PATCH", path, {
+            **TUS, "Upload-Offset": str(offset),
+            "Content-Type": "application/offset+octet-stream",
+        }, start + offset, length)
+        offset += length
+
+
+def chunk_layout(size: int, chunk: int) -> list[tuple[int, int]]:
+    """(offset, length) of each chunk as flow.js and resumable.js cut them by
+    default: ``max(size // chunk, 1)`` chunks, the last one taking the rest."""
+    count = max(size // chunk, 1)
+    return [(n * chunk, chunk if n < count - 1 else size - n * chunk) for n in range(count)]
+
+
+def flow_multipart(params: dict[str, str], boundary: str) -> tuple[bytes, bytes]:
+    """The multipart body around one flow.js chunk: (before the bytes, after)."""
+    fields = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in params.items()
+    )
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="blob"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    return fields + head, f"\r\n--{boundary}--\r\n".encode()
+
+
+def chunk_params(prefix: str, number: int, chunk: int, length: int, size: int, count: int,
+                 identifier: str) -> dict[str, str]:
+    return {
+        f"{prefix}ChunkNumber": str(number), f"{prefix}ChunkSize": str(chunk),
+        f"{prefix}CurrentChunkSize": str(length), f"{prefix}TotalSize": str(size),
+        f"{prefix}Identifier": identifier, f"{prefix}Filename": "bench.bin",
+        f"{prefix}RelativePath": "bench.bin", f"{prefix}TotalChunks": str(count),
+    }
+
+
+def chunked_upload(lanes: list[Lane], size: int, chunk: int, multipart: bool) -> None:
+    """One file in flow.js (multipart) or resumable.js (octet) chunks, the
+    chunks taken in order by ``len(lanes)`` parallel senders."""
+    layout = chunk_layout(size, chunk)
+    identifier = f"bench-{time.time_ns()}"
+    boundary = "----benchboundary7MA4YWxkTrZu0gW"
+    queue = iter(list(enumerate(layout, start=1)))
+    taking = threading.Lock()
+
+    def send_one(lane: Lane, number: int, offset: int, length: int) -> None:
+        if multipart:
+            params = chunk_params("flow", number, chunk, length, size, len(layout), identifier)
+            prefix, suffix = flow_multipart(params, boundary)
+            lane.send("POST", "/files", {
+                "Content-Type": f"multipart/form-data; boundary={boundary}"
+            }, offset, length, prefix, suffix)
+        else:
+            params = chunk_params("resumable", number, chunk, length, size, len(layout), identifier)
+            params["resumableType"] = "application/octet-stream"
+            lane.send("POST", f"/files?{urlencode(params)}",
+                      {"Content-Type": "application/octet-stream"}, offset, length)
+
+    def take() -> tuple[int, tuple[int, int]] | None:
+        with taking:
+            return next(queue, None)
+
+    in_parallel(lanes, lambda lane: _drain(lane, take, send_one))
+
+
+def _drain(lane: Lane, take: Callable[[], tuple[int, tuple[int, int]] | None],
+           send_one: Callable[[Lane, int, int, int], None]) -> None:
+    while (item := take()) is not None:
+        number, (offset, length) = item
+        send_one(lane, number, offset, length)
+
+
+def in_parallel(lanes: list[Lane], work: Callable[[Lane], None]) -> None:
+    errors: list[BaseException] = []
+
+    def run(lane: Lane) -> None:
+        try:
+            work(lane)
+        except BaseException as error:  # reported by the caller's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(lane,)) for lane in lanes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What the client sends: ``uploads`` files, or one chunked file."""
+
+    name: str
+    kind: str  # "tus", "flow" or "resumable"
+    size: int  # bytes per upload
+    chunk: int  # bytes per request
+    uploads: int = 1
+
+    @property
+    def total(self) -> int:
+        return self.size * self.uploads
+
+    @property
+    def lanes(self) -> int:
+        return self.uploads if self.kind == "tus" else LANES
+
+    def run(self, lanes: list[Lane]) -> None:
+        if self.kind == "tus":
+            in_parallel(lanes, lambda lane: tus_upload(
+                lane, lanes.index(lane) * self.size, self.size, self.chunk))
+        else:
+            chunked_upload(lanes, self.size, self.chunk, multipart=self.kind == "flow")
+
+
+def workloads(tus_size: int, chunked_size: int, small_requests: int) -> list[Workload]:
+    small = 64 * 1024
+    per_lane = max(small_requests // LANES, 1)
+    return [
+        Workload("tus-patch", "tus", tus_size, tus_size),
+        Workload("flow-1m", "flow", chunked_size, MIB),
+        Workload("flow-5m", "flow", chunked_size, 5 * MIB),
+        Workload("resumable-1m", "resumable", chunked_size, MIB),
+        Workload("tus-64k", "tus", per_lane * small, small, uploads=LANES),
+    ]
+
+
+# -- the servers --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class System:
+    name: str  # "filter", "ceiling" or "@tus/server"
+    server: str  # "waitress", "gunicorn" or "node"
+
+    def command(self, port: int, directory: str) -> list[str]:
+        if self.server == NODE:
+            return ["node", str(HERE / "tus_node_server.mjs"), str(port), directory]
+        return [sys.executable, str(HERE / "bench_server.py"), self.server, self.name,
+                str(port), directory]
+
+    def serves(self, workload: Workload) -> bool:
+        return self.server != NODE or workload.kind == "tus"
+
+    @property
+    def checks_completion(self) -> bool:
+        return self.name == "filter"
+
+
+def process_tree(pid: int) -> list[int]:
+    pids = [pid]
+    for parent in pids:
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except FileNotFoundError:
+            continue
+        for task in tasks:
+            try:
+                children = Path(f"/proc/{parent}/task/{task}/children").read_text().split()
+            except FileNotFoundError:
+                continue
+            pids.extend(int(child) for child in children)
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def rss_bytes(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
+        except FileNotFoundError:
+            continue
+    return total
+
+
+class RssSampler(threading.Thread):
+    """The largest RSS of a process tree, sampled every 10 ms until stopped."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.01):
+            self.peak = max(self.peak, rss_bytes(process_tree(self.pid)))
+
+    def stop(self) -> int:
+        self.stopping.set()
+        self.join()
+        return self.peak
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served(system: System, base: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start ``system`` fresh with an empty storage directory; stop it by PID."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-", dir=base))
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    process = subprocess.Popen(system.command(port, str(directory)), cwd=REPO, env=env,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        wait_ready(process, port)
+        yield process, port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(15)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def wait_ready(process: subprocess.Popen[bytes], port: int) -> None:
+    """Until one HTTP request gets an answer (gunicorn: from its worker)."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"{process.args!r} exited with {process.returncode}")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        try:
+            connection.request("GET", "/ready")
+            connection.getresponse().read()
+            return
+        except OSError:
+            time.sleep(0.05)
+        finally:
+            connection.close()
+    raise BenchError(f"{process.args!r} did not answer within {READY_TIMEOUT} s")
+
+
+# -- measuring ----------------------------------------------------------------
+
+
+@dataclass
+class Round:
+    wall: float
+    cpu: float
+    rss_above_idle: int
+    requests: int
+
+
+@dataclass
+class Results:
+    rounds: dict[tuple[str, System], list[Round]] = field(default_factory=dict)
+
+    def add(self, workload: Workload, system: System, result: Round) -> None:
+        self.rounds.setdefault((workload.name, system), []).append(result)
+
+
+def measure(workload: Workload, system: System, source: int, base: Path) -> Round:
+    with served(system, base) as (process, port):
+        pids = process_tree(process.pid)
+        idle = rss_bytes(pids)
+        cpu_before = cpu_seconds(pids)
+        sampler = RssSampler(process.pid)
+        sampler.start()
+        lanes = [Lane(port, source) for _ in range(workload.lanes)]
+        try:
+            started = time.perf_counter()
+            workload.run(lanes)
+            wall = time.perf_counter() - started
+        finally:
+            peak = sampler.stop()
+            for lane in lanes:
+                lane.close()
+        cpu = cpu_seconds(process_tree(process.pid)) - cpu_before
+    expected = workload.uploads
+    completions = sum(lane.completions for lane in lanes)
+    if system.checks_completion and completions != expected:
+        raise BenchError(f"{workload.name} on {system}: {completions} completions, "
+                         f"expected {expected}")
+    return Round(wall, cpu, max(peak - idle, 0), sum(lane.requests for lane in lanes))
+
+
+def make_source(directory: Path, size: int) -> int:
+    """A file of ``size`` random bytes (written once) opened for reading."""
+    path = directory / "source.bin"
+    with open(path, "wb") as out:
+        left = size
+        while left:
+            block = os.urandom(min(MIB, left))
+            out.write(block)
+            left -= len(block)
+    return os.open(path, os.O_RDONLY)
+
+
+def table(results: Results, workload_list: list[Workload]) -> str:
+    header = (f"{'workload':13} {'system':12} {'server':9} {'median s':>9} {'fastest s':>9} "
+              f"{'MiB/s':>7} {'req/s':>7} {'CPU s':>6} {'CPU x':>6} {'RSS+ MiB':>8} {'ratio':>6}")
+    lines = [header, "-" * len(header)]
+    for workload in workload_list:
+        entries = [(system, rounds) for (name, system), rounds in results.rounds.items()
+                   if name == workload.name]
+        ceilings = {system.server: rounds for system, rounds in entries
+                    if system.name == "ceiling"}
+        for system, rounds in entries:
+            fastest = min(r.wall for r in rounds)
+            cpu = statistics.median(r.cpu for r in rounds)
+            ceiling = ceilings.get(system.server if system.server != NODE else "waitress")
+            ratio = min(r.wall for r in ceiling) / fastest if ceiling else float("nan")
+            cpu_x = cpu / statistics.median(r.cpu for r in ceiling) if ceiling else float("nan")
+            requests = rounds[0].requests
+            lines.append(
+                f"{workload.name:13} {system.name:12} {system.server:9} "
+                f"{statistics.median(r.wall for r in rounds):>9.3f} {fastest:>9.3f} "
+                f"{workload.total / MIB / fastest:>7.1f} "
+                f"{(f'{requests / fastest:.0f}' if requests > 2 else '-'):>7} "
+                f"{cpu:>6.2f} {cpu_x:>6.2f} "
+                f"{max(r.rss_above_idle for r in rounds) / MIB:>8.1f} {ratio:>6.2f}")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+    node = subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip()
+    versions = []
+    for package in ("waitress", "gunicorn"):
+        from importlib.metadata import version
+        versions.append(f"{package} {version(package)}")
+    tus = [f"{name} {_npm_version(name)}" for name in ("@tus/server", "@tus/file-store")]
+    return (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {os.cpu_count()} CPUs, "
+            f"{int(memory) // 1024} MiB RAM; Python {platform.python_version()}, Node {node}; "
+            + ", ".join(versions + tus))
+
+
+def _npm_version(name: str) -> str:
+    import json
+    manifest = REPO / "node_modules" / name / "package.json"
+    return str(json.loads(manifest.read_text())["version"])
+
+
+# -- profiling ----------------------------------------------------------------
+
+
+def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
+            servers: list[str]) -> None:
+    """Each workload once against the filter under each server, py-spy attached."""
+    out.mkdir(parents=True, exist_ok=True)
+    for server in servers:
+        system = System("filter", server)
+        for workload in workload_list:
+            raw = out / f"{server}-{workload.name}.txt"
+            with served(system, base) as (process, port):
+                worker = process_tree(process.pid)[-1]  # gunicorn: the worker
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker),
+                     "--rate", "250", "--format", "raw", "--output", str(raw), "--nonblocking"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(1.0)  # py-spy attaches
+                lanes = [Lane(port, source) for _ in range(workload.lanes)]
+                try:
+                    workload.run(lanes)
+                finally:
+                    for lane in lanes:
+                        lane.close()
+                    spy.send_signal(signal.SIGINT)
+                    spy.wait(60)
+            print(f"\n== {server} {workload.name} ({raw})")
+            print(summarise(raw))
+
+
+def summarise(raw: Path, top: int = 25) -> str:
+    """The frames with the largest share of the non-idle samples (inclusive)."""
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        if any(_idle(frame) for frame in frames[-2:]):
+            continue
+        total += int(count)
+        for frame in set(frames):
+            inclusive[_short(frame)] += int(count)
+    rows = [f"{100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
+    return f"{total} busy samples\n" + "\n".join(rows)
+
+
+def _idle(frame: str) -> bool:
+    return frame.startswith(("wait (threading", "select (selectors", "poll (selectors",
+                             "_worker (concurrent", "handler_thread (waitress"))
+
+
+def _short(frame: str) -> str:
+    name, _, where = frame.partition(" (")
+    path, _, _line = where.rstrip(")").rpartition(":")
+    for marker in ("site-packages/", "lib/python3"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{name} ({path.replace(str(REPO) + '/', '')})"
+
+
+# -- the command --------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tus-size", type=float, default=256, help="MiB of the tus-patch upload")
+    parser.add_argument("--chunked-size", type=float, default=120,
+                        help="MiB of the file sent in flow.js / resumable.js chunks")
+    parser.add_argument("--small-requests", type=int, default=768,
+                        help="64 KiB requests of tus-64k (over 3 connections)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="1 round of tiny sizes: checks that everything runs")
+    parser.add_argument("--servers", default=",".join(SERVERS + (NODE,)),
+                        help="comma separated subset of waitress,gunicorn,node")
+    parser.add_argument("--workloads", default="", help="comma separated subset of names")
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()),
+                        help="where the servers store uploads (a real disk, not tmpfs)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="profile the filter with py-spy instead; raw stacks go to DIR")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.tus_size, args.chunked_size, args.small_requests = 1, 2, 10, 12
+    workload_list = workloads(int(args.tus_size * MIB), int(args.chunked_size * MIB),
+                              args.small_requests)
+    if args.workloads:
+        chosen = args.workloads.split(",")
+        workload_list = [w for w in workload_list if w.name in chosen]
+    servers = args.servers.split(",")
+    systems = [System(name, server) for server in SERVERS if server in servers
+               for name in ("ceiling", "filter")]
+    if NODE in servers:
+        systems.append(System("@tus/server", NODE))
+
+    with tempfile.TemporaryDirectory(prefix="bench-", dir=args.dir) as scratch:
+        base = Path(scratch)
+        source = make_source(base, max(w.total for w in workload_list) + MIB)
+        try:
+            if args.profile:
+                profile(workload_list, source, base, args.profile,
+                        [s for s in SERVERS if s in servers])
+                return
+            results = Results()
+            for number in range(1, args.rounds + 1):
+                for workload in workload_list:
+                    for system in systems:
+                        if system.serves(workload):
+                            results.add(workload, system, measure(workload, system, source, base))
+                print(f"round {number}/{args.rounds} done", file=sys.stderr, flush=True)
+        finally:
+            os.close(source)
+    print(machine())
+    print(f"{args.rounds} rounds; tus-patch {args.tus_size:g} MiB, chunked {args.chunked_size:g}"
+          f" MiB, tus-64k {args.small_requests} requests")
+    print(table(results, workload_list))
+
+
+if __name__ == "__main__":
+    main()
