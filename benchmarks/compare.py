@@ -486,59 +486,89 @@ def _npm_version(name: str) -> str:
 
 def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
             servers: list[str]) -> None:
-    """Each workload once against the filter under each server, py-spy attached."""
+    """Each workload against the filter under each server, twice: once with
+    py-spy attached (where the time goes), once with strace counting the
+    system calls (how many fsyncs, opens, renames... per request)."""
     out.mkdir(parents=True, exist_ok=True)
+    tools = Path(sys.executable).parent
     for server in servers:
         system = System("filter", server)
         for workload in workload_list:
-            raw = out / f"{server}-{workload.name}.txt"
-            with served(system, base) as (process, port):
-                worker = process_tree(process.pid)[-1]  # gunicorn: the worker
-                spy = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(worker),
-                     "--rate", "250", "--format", "raw", "--output", str(raw), "--nonblocking"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1.0)  # py-spy attaches
-                lanes = [Lane(port, source) for _ in range(workload.lanes)]
-                try:
-                    workload.run(lanes)
-                finally:
-                    for lane in lanes:
-                        lane.close()
-                    spy.send_signal(signal.SIGINT)
-                    spy.wait(60)
-            print(f"\n== {server} {workload.name} ({raw})")
-            print(summarise(raw))
+            stacks = out / f"{server}-{workload.name}.pyspy"
+            calls = out / f"{server}-{workload.name}.strace"
+            requests = 0
+            for command in (
+                [str(tools / "py-spy"), "record", "--rate", "500", "--format", "raw",
+                 "--nonblocking", "--output", str(stacks), "--pid"],
+                ["strace", "-f", "-c", "-w", "-o", str(calls), "-p"],
+            ):
+                with served(system, base) as (process, port):
+                    worker = process_tree(process.pid)[-1]  # gunicorn: the worker
+                    tool = subprocess.Popen([*command, str(worker)], stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL)
+                    time.sleep(1.0)  # the tool attaches
+                    lanes = [Lane(port, source) for _ in range(workload.lanes)]
+                    try:
+                        workload.run(lanes)
+                    finally:
+                        for lane in lanes:
+                            lane.close()
+                        tool.send_signal(signal.SIGINT)
+                        tool.wait(60)
+                    requests = sum(lane.requests for lane in lanes)
+            print(f"\n== filter under {server}, {workload.name}: {requests} requests")
+            print(summarise(stacks))
+            print(syscalls(calls, requests))
 
 
-def summarise(raw: Path, top: int = 25) -> str:
-    """The frames with the largest share of the non-idle samples (inclusive)."""
+def summarise(raw: Path, top: int = 12) -> str:
+    """Where the busy samples are: by innermost frame (self), and by the
+    filter's own frames (inclusive)."""
+    own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if any(_idle(frame) for frame in frames[-2:]):
-            continue
         total += int(count)
-        for frame in set(frames):
-            inclusive[_short(frame)] += int(count)
-    rows = [f"{100 * n / total:5.1f}%  {frame}" for frame, n in inclusive.most_common(top)]
-    return f"{total} busy samples\n" + "\n".join(rows)
+        own[_short(frames[-1], line=True)] += int(count)
+        for frame in {_short(frame) for frame in frames}:
+            if "tus_filter/" in frame:
+                inclusive[frame] += int(count)
+    share = lambda counter: "\n".join(  # noqa: E731
+        f"  {100 * n / total:5.1f}%  {frame}" for frame, n in counter.most_common(top))
+    return (f"{total} busy samples; self time by innermost frame:\n{share(own)}\n"
+            f"inclusive time in tus_filter frames:\n{share(inclusive)}")
 
 
-def _idle(frame: str) -> bool:
-    return frame.startswith(("wait (threading", "select (selectors", "poll (selectors",
-                             "_worker (concurrent", "handler_thread (waitress"))
-
-
-def _short(frame: str) -> str:
+def _short(frame: str, line: bool = False) -> str:
+    """``name (file)``, or ``name (file:line)``, with the file below its root."""
     name, _, where = frame.partition(" (")
-    path, _, _line = where.rstrip(")").rpartition(":")
-    for marker in ("site-packages/", "lib/python3"):
+    path, _, number = where.rstrip(")").rpartition(":")
+    for marker in ("site-packages/", "lib/python3.11/", str(REPO) + "/"):
         if marker in path:
             path = path.split(marker, 1)[1]
-    return f"{name} ({path.replace(str(REPO) + '/', '')})"
+    return f"{name} ({path}:{number})" if line else f"{name} ({path})"
+
+
+WAITS = {"futex", "epoll_wait", "epoll_pwait", "poll", "select", "pselect6",
+         "clock_nanosleep", "wait4"}
+
+
+def syscalls(summary: Path, requests: int) -> str:
+    """The system calls of ``strace -c -w`` but those that only wait: wall
+    seconds in each, and calls per request."""
+    rows = []
+    for line in summary.read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            seconds, calls, name = float(parts[1]), int(parts[3]), parts[-1]
+            if name not in WAITS:
+                rows.append((seconds, calls, name))
+    rows.sort(reverse=True)
+    return "system calls (strace -c -w: wall seconds, calls per request):\n" + "\n".join(
+        f"  {name:16} {seconds:8.3f} s {calls / max(requests, 1):8.2f}"
+        for seconds, calls, name in rows[:14])
 
 
 # -- the command --------------------------------------------------------------
