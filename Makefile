@@ -4,6 +4,8 @@
 #               (extra arguments: make test PYTEST_ARGS='-k tus -x')
 #   make fuzz   install, then run the property tests with many more examples
 #   make demo   install, then serve examples/demo.ini (HOST=127.0.0.1 PORT=8080)
+#   make bench  install (with the bench extra), then run benchmarks/compare.py
+#               (extra arguments: make bench BENCH_ARGS='--smoke')
 #   make clean  remove everything this Makefile created
 #
 # Setup steps leave stamp files in .make-stamps/ so that a second run only
@@ -21,11 +23,12 @@ CHROMIUM := /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 # apt-get needs root; use sudo only when we are not root already.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test fuzz demo clean
+.PHONY: test fuzz demo bench clean
 
 test: $(STAMPS)/test $(STAMPS)/node | $(CHROMIUM)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -36,6 +39,9 @@ fuzz: $(STAMPS)/test
 
 demo: $(STAMPS)/demo $(STAMPS)/node
 	PYTHONPATH="$(CURDIR)" $(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
+
+bench: $(STAMPS)/python $(STAMPS)/bench $(STAMPS)/node
+	$(VENV)/bin/python benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache .hypothesis \
@@ -58,6 +64,10 @@ $(VENV)/pyvenv.cfg:
 # One stamp per extra: `make demo` installs only what serving the demo needs.
 $(STAMPS)/test $(STAMPS)/demo: $(STAMPS)/%: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[$*]'
+	touch $@
+
+$(STAMPS)/bench: setup.cfg pyproject.toml $(STAMPS)/python | $(STAMPS)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)

@@ -448,8 +448,8 @@ def table(results: Results, workload_list: list[Workload]) -> str:
             fastest = min(r.wall for r in rounds)
             cpu = statistics.median(r.cpu for r in rounds)
             ceiling = ceilings.get(system.server if system.server != NODE else "waitress")
-            ratio = min(r.wall for r in ceiling) / fastest if ceiling else float("nan")
-            cpu_x = cpu / statistics.median(r.cpu for r in ceiling) if ceiling else float("nan")
+            ratio = _ratio(min(r.wall for r in ceiling), fastest) if ceiling else NAN
+            cpu_x = _ratio(cpu, statistics.median(r.cpu for r in ceiling)) if ceiling else NAN
             requests = rounds[0].requests
             lines.append(
                 f"{workload.name:13} {system.name:12} {system.server:9} "
@@ -459,6 +459,14 @@ def table(results: Results, workload_list: list[Workload]) -> str:
                 f"{cpu:>6.2f} {cpu_x:>6.2f} "
                 f"{max(r.rss_above_idle for r in rounds) / MIB:>8.1f} {ratio:>6.2f}")
     return "\n".join(lines)
+
+
+NAN = float("nan")
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``; NaN when ``b`` is too small to measure (CPU time counts 10 ms ticks)."""
+    return a / b if b > 0 else NAN
 
 
 def machine() -> str:

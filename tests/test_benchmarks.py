@@ -1,0 +1,53 @@
+"""``benchmarks/compare.py`` runs, so it cannot rot: a smoke run, no timings.
+
+The smoke run starts every system (the filter and the ceiling under waitress
+and gunicorn, @tus/server under Node), sends every workload once with tiny
+sizes, and fails unless every filter upload was completed exactly once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+
+import pytest
+
+from tests.support import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "benchmarks" / "compare.py"
+WORKLOADS = ("tus-patch", "flow-1m", "flow-5m", "resumable-1m", "tus-64k")
+PYTHON_SYSTEMS = [(system, server) for server in ("waitress", "gunicorn")
+                  for system in ("ceiling", "filter")]
+
+
+def _load_compare():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("compare", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("compare", module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.timeout(180)
+def test_smoke_run_measures_every_system_under_every_workload(tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=170, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = {tuple(line.split()[:3]) for line in done.stdout.splitlines()}
+    for workload in WORKLOADS:
+        for system, server in PYTHON_SYSTEMS:
+            assert (workload, system, server) in rows, done.stdout
+        has_peer = (workload, "@tus/server", "node") in rows
+        assert has_peer == workload.startswith("tus-"), done.stdout
+    assert list(tmp_path.iterdir()) == []  # every server's storage removed
+
+
+@pytest.mark.parametrize(("size", "chunk", "layout"), [
+    pytest.param(10, 4, [(0, 4), (4, 6)], id="last-chunk-takes-the-rest"),
+    pytest.param(12, 4, [(0, 4), (4, 4), (8, 4)], id="exact-multiple"),
+    pytest.param(3, 4, [(0, 3)], id="smaller-than-one-chunk"),
+])
+def test_chunks_are_cut_as_flowjs_and_resumablejs_cut_them(size, chunk, layout):
+    assert _load_compare().chunk_layout(size, chunk) == layout
