@@ -4,14 +4,14 @@
 #               (extra arguments: make test PYTEST_ARGS='-k tus -x')
 #   make fuzz   install, then run the property tests with many more examples
 #   make demo   install, then serve examples/demo.ini (HOST=127.0.0.1 PORT=8080)
-#   make bench  install (with the bench extra), then run benchmarks/compare.py
+#   make bench  install the bench extra, then run benchmarks/compare.py
 #               (extra arguments: make bench BENCH_ARGS='--smoke')
 #   make clean  remove everything this Makefile created
 #
 # Setup steps leave stamp files in .make-stamps/ so that a second run only
 # redoes what changed: the editable install with the extra a target needs
-# (`test` or `demo`) when setup.cfg or pyproject.toml changes, `npm ci` when
-# package.json or package-lock.json changes.
+# (`test`, `demo` or `bench`) when setup.cfg or pyproject.toml changes,
+# `npm ci` when package.json or package-lock.json changes.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := test
@@ -40,7 +40,7 @@ fuzz: $(STAMPS)/test
 demo: $(STAMPS)/demo $(STAMPS)/node
 	PYTHONPATH="$(CURDIR)" $(VENV)/bin/pserve examples/demo.ini http_host=$(HOST) http_port=$(PORT)
 
-bench: $(STAMPS)/python $(STAMPS)/bench $(STAMPS)/node
+bench: $(STAMPS)/bench $(STAMPS)/node
 	$(VENV)/bin/python benchmarks/compare.py $(BENCH_ARGS)
 
 clean:
@@ -62,12 +62,8 @@ $(VENV)/pyvenv.cfg:
 	$(PYTHON) -m venv $(VENV)
 
 # One stamp per extra: `make demo` installs only what serving the demo needs.
-$(STAMPS)/test $(STAMPS)/demo: $(STAMPS)/%: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
+$(STAMPS)/test $(STAMPS)/demo $(STAMPS)/bench: $(STAMPS)/%: setup.cfg pyproject.toml $(VENV)/pyvenv.cfg | $(STAMPS)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[$*]'
-	touch $@
-
-$(STAMPS)/bench: setup.cfg pyproject.toml $(STAMPS)/python | $(STAMPS)
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
 $(STAMPS)/node: package.json package-lock.json | $(STAMPS)
