@@ -72,6 +72,18 @@ class StorageFull(TusFilterError):
     default_message = "no space left for uploads"
 
 
+class StorageUnavailable(TusFilterError):
+    """A transient failure of the object store or of Redis: the client retries.
+
+    A timeout, a refused connection, a 5xx or throttling answer.  Answered
+    503 with ``Retry-After``; nothing acknowledged before it is lost.
+    """
+
+    status = 503
+    code = "storage_unavailable"
+    default_message = "storage is unavailable, retry later"
+
+
 # -- request errors raised by protocols -------------------------------------------------------
 
 

@@ -1,5 +1,21 @@
-"""Per-upload locks that work across threads and processes on one host.
+"""Per-upload locks: the locker contract, and file locks for one host.
 
+The contract (:class:`Locker`, :class:`Lock`) is what storage and protocols
+rely on, whatever the backend (file locks here, Redis locks in
+:mod:`tus_filter.redis_locking`):
+
+  * ``hold(key)`` excludes every other holder of ``key``, in any thread,
+    process or (for Redis) host; ``shared`` holders exclude only exclusive
+    ones; a waiter gives up with :class:`UploadLocked` after its timeout;
+  * a holder that dies never blocks the key for long (file locks: the kernel
+    drops them; Redis locks: they expire after their TTL);
+  * :meth:`Lock.release_requested` turns true when a waiter asked the holder
+    to let go, or when the lock can no longer be guaranteed (a Redis lock
+    whose renewal failed): a long write stops there and acknowledges nothing
+    more; :meth:`Lock.lost` tells the second case apart.
+
+File locks
+----------
 Each key has a lock file; holding the lock means holding ``fcntl.flock`` on
 an open description of that file.  Every ``open()`` makes a new description,
 so two threads of one process exclude each other exactly like two processes
@@ -28,8 +44,9 @@ import fcntl
 import os
 import secrets
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 
 from .errors import UploadLocked
 
@@ -38,8 +55,53 @@ _POLL_MAX = 0.05
 _TOKEN_BYTES = 16  # hex digits naming one exclusive hold (64 random bits)
 
 
-class Lock:
-    """A held lock (see :meth:`FileLocker.hold`)."""
+class Lock(ABC):
+    """A held lock (see :meth:`Locker.hold`)."""
+
+    @abstractmethod
+    def release_requested(self) -> bool:
+        """Whether this holder should let go now: a waiter asked, or the lock is lost.
+
+        Cheap enough to call once per block of a streaming write.
+        """
+
+    @abstractmethod
+    def lost(self) -> bool:
+        """Whether the lock may have passed to another holder (it expired un-renewed).
+
+        State must not be saved under a lost lock.  File locks are never lost.
+        """
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Forget the key while holding it (its upload is being deleted)."""
+
+
+class Locker(ABC):
+    """Hands out per-key locks (see the module docstring)."""
+
+    timeout: float
+
+    @abstractmethod
+    def hold(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,
+        shared: bool = False,
+        request_release: bool = False,
+    ) -> AbstractContextManager[Lock]:
+        """Hold the lock for ``key``; raise :class:`UploadLocked` after ``timeout`` seconds.
+
+        ``timeout=None`` means the locker's own :attr:`timeout`; ``0`` tries
+        once without waiting.  ``shared`` holders exclude only exclusive ones
+        (readers/writers semantics).  With ``request_release``, while the lock
+        is busy each exclusive holder in turn is asked to let go.
+        """
+
+
+class FileLock(Lock):
+    """A held file lock (see :meth:`FileLocker.hold`)."""
 
     def __init__(self, path: str, fd: int, token: bytes = b""):
         self.path = path
@@ -47,15 +109,17 @@ class Lock:
         self._token = token
 
     def release_requested(self) -> bool:
-        """Whether a waiter asked this holder to let go (exclusive holds only)."""
         try:
             with open(_release_path(self.path), "rb") as request:
                 return bool(self._token) and request.read(len(self._token) + 1) == self._token
         except FileNotFoundError:
             return False
 
+    def lost(self) -> bool:
+        return False
+
     def discard(self) -> None:
-        """Unlink the lock file while holding it (the key is going away).
+        """Unlink the lock file while holding it.
 
         Only while the path still names this holder's file: once discarded, a
         newcomer may have created and locked a fresh one there.  (Only holders
@@ -71,8 +135,8 @@ class Lock:
         os.close(self._fd)  # closing the description drops the flock
 
 
-class FileLocker:
-    """Hands out exclusive locks keyed by upload id, below ``directory``."""
+class FileLocker(Locker):
+    """``flock`` locks on files below ``directory``, for one host (see the module docstring)."""
 
     def __init__(self, directory: str, timeout: float):
         self.directory = directory
@@ -89,14 +153,7 @@ class FileLocker:
         timeout: float | None = None,
         shared: bool = False,
         request_release: bool = False,
-    ) -> Iterator[Lock]:
-        """Hold the lock for ``key``; raise :class:`UploadLocked` after ``timeout`` seconds.
-
-        ``timeout=0`` tries once without waiting.  ``shared`` holders exclude
-        only exclusive ones (readers/writers semantics).  With
-        ``request_release``, while the lock is busy each exclusive holder in
-        turn is asked to let go (see the module docstring).
-        """
+    ) -> Iterator[FileLock]:
         mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
         lock = self._acquire(
             key, self.timeout if timeout is None else timeout, mode, request_release
@@ -106,7 +163,9 @@ class FileLocker:
         finally:
             lock.release()
 
-    def _acquire(self, key: str, timeout: float, mode: int, request_release: bool) -> Lock:
+    def _acquire(
+        self, key: str, timeout: float, mode: int, request_release: bool
+    ) -> FileLock:
         path = self.path_for(key)
         deadline = time.monotonic() + timeout
         pause = _POLL_MIN
@@ -128,7 +187,7 @@ class FileLocker:
                 pause = min(pause * 2, _POLL_MAX)
                 continue
             if self._still_linked(fd, path):
-                return Lock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
+                return FileLock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
             os.close(fd)  # the holder discarded this file; lock the new one
 
     @staticmethod

@@ -1,9 +1,21 @@
-"""Storage: the contract (``base``) and the filesystem implementation."""
+"""Storage: the contract (``base``), the facade (``uploads``) and the filesystem backend."""
 
-from .base import COMPLETE, UPLOADING, StagedChunk, Storage, UploadExists, UploadRecord
-from .filesystem import FilesystemStorage
+from .base import (
+    Capabilities,
+    ChunkLayout,
+    DataStore,
+    RecordStore,
+    StagedChunk,
+    StaleRecord,
+    UploadExists,
+    valid_id,
+)
+from .filesystem import FileData, FileRecords
+from .record import COMPLETE, UPLOADING, UploadRecord
+from .uploads import Storage
 
 __all__ = [
-    "COMPLETE", "UPLOADING", "FilesystemStorage", "StagedChunk", "Storage", "UploadExists",
-    "UploadRecord",
+    "COMPLETE", "UPLOADING", "Capabilities", "ChunkLayout", "DataStore", "FileData",
+    "FileRecords", "RecordStore", "StagedChunk", "StaleRecord", "Storage", "UploadExists",
+    "UploadRecord", "valid_id",
 ]

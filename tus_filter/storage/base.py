@@ -1,227 +1,261 @@
-"""The storage contract every protocol is written against.
+"""The storage contract: records, bytes and locks, as three separate parts.
 
 Protocols validate, storage only stores.  Storage never sees a header or a
-client string used as a path: it receives ids it generated itself (or
-hex digests derived from client values) and records built by protocols.
+client string used as a key: it receives ids it generated itself (or hex
+digests derived from client values, see :func:`valid_id`) and records built
+by protocols.  An upload is three things, each behind its own contract:
+
+  * its **record** (:class:`RecordStore`): a small document of what is known
+    about the upload, loaded and saved whole;
+  * its **bytes** (:class:`DataStore`): appended at an offset (tus, the IETF
+    draft) or put chunk by chunk (flow.js, resumable.js, uid), then
+    assembled into one file or object that the application receives;
+  * its **lock** (:class:`~tus_filter.locking.Locker`), held around every
+    load → validate → write → save sequence that must not interleave with
+    another request's.
+
+:class:`~tus_filter.storage.uploads.Storage` puts the three together and
+adds what every backend shares (expiry, cleanup).
 
 What callers guarantee:
-  * they hold :meth:`Storage.lock` for an upload around every
-    load → validate → :meth:`Storage.save` sequence that must not interleave
-    with another request's (positional chunk writes to disjoint ranges may run
-    without the lock; only the bookkeeping after them needs it);
-  * they pass :meth:`Storage.write_at` ranges they have validated.
+  * they hold the upload's lock around every load → save sequence; chunk
+    writes (:meth:`DataStore.write_chunk`) may run without it, only the
+    bookkeeping after them needs it;
+  * they pass ranges and sizes they validated against the record.
 
-What storage guarantees:
-  * ids that are not storage ids raise :class:`UploadNotFound` without
-    touching the filesystem;
-  * :meth:`Storage.save` replaces a record atomically, so a reader never sees
-    a half-written record, with or without the lock;
-  * :meth:`Storage.write_at` returns only after the bytes are durable;
-  * OS errors surface as domain errors (``StorageFull``, ``UploadNotFound``).
+What backends guarantee:
+  * ids that :func:`valid_id` refuses raise :class:`UploadNotFound` at once;
+  * a record is replaced atomically: a reader never sees half of one;
+  * bytes are durable when a method returns: an acknowledged byte survives
+    a crash of the process (and, for files, a power cut);
+  * backend failures surface as domain errors: :class:`StorageFull` for a
+    full disk, :class:`StorageUnavailable` for a transient failure (a
+    timeout, a 5xx answer, a refused connection), which a client may retry.
 """
 
 from __future__ import annotations
 
-import base64
-import time
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import BinaryIO
 
-from ..errors import TusFilterError
-from ..locking import Lock
+from ..errors import TusFilterError, UploadLocked, UploadNotFound
+from .record import UploadRecord
 
-UPLOADING = "uploading"
-COMPLETE = "complete"
+_ID = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})\Z")  # \Z: "$" would allow a final "\n"
+
+
+def valid_id(upload_id: str) -> str:
+    """``upload_id`` if it can be a storage id (32 or 64 lowercase hex digits), else 404."""
+    if not _ID.match(upload_id):
+        raise UploadNotFound()
+    return upload_id
 
 
 class UploadExists(TusFilterError):
-    """:meth:`Storage.create` lost a race: a record with that id exists."""
+    """:meth:`RecordStore.create` lost a race: a record with that id exists."""
 
     status = 409
     code = "exists"
     default_message = "upload already exists"
 
 
-@dataclass
-class UploadRecord:
-    """What is known about one upload; stored as a small JSON document.
+class StaleRecord(UploadLocked):
+    """:meth:`RecordStore.save` found a newer record than the one loaded.
 
-    Fields a protocol does not use stay at their defaults.  ``touched`` is the
-    time of the last request that changed the upload: unfinished uploads
-    expire ``upload_valid_duration`` seconds after it, finished ones that long
-    after ``completed``.  An upload named in ``finals`` lives at least as long
-    as every unfinished upload listed there (a tus partial, while a final
-    that names it waits for its other partials).
+    Another request changed the upload meanwhile (its lock had expired
+    under this one): nothing was saved, and the client may retry.
     """
 
-    upload_id: str
-    protocol: str
-    length: int | None
-    filename: str | None = None
-    content_type: str | None = None
-    metadata: dict[str, str] = field(default_factory=dict)
-    status: str = UPLOADING
-    created: float = field(default_factory=time.time)
-    touched: float = field(default_factory=time.time)
-    completed: float | None = None
-    scope: str = ""  # ``Protocol.scope_of`` the creating request (``bind_to_scope``)
-    # tus
-    offset: int = 0
-    raw_metadata: str | None = None
-    concat: str | None = None  # "partial" or "final"
-    concat_header: str | None = None  # the final's Upload-Concat, echoed on HEAD
-    parts: list[str] = field(default_factory=list)  # a final's partials, in order
-    finals: list[str] = field(default_factory=list)  # finals naming this partial: see above
-    # chunk-numbered protocols (flow.js, resumable.js, uid)
-    chunk_size: int | None = None
-    chunk_count: int | None = None
-    layout: str | None = None  # "floor" or "ceil": how the last chunk is sized
-    received: str = ""  # base64 bitmap of stored chunks, bit i = chunk i (0-based)
+    default_message = "the upload changed under this request, retry"
 
-    @property
-    def is_complete(self) -> bool:
-        return self.status == COMPLETE
 
-    def expires_at(self, valid_duration: int) -> float | None:
-        if valid_duration <= 0:
-            return None
-        start = self.completed if self.completed is not None else self.touched
-        return start + valid_duration
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Chunk ``i`` (0-based) covers ``[i * chunk_size, i * chunk_size + size(i))``.
 
-    # -- chunk bitmap ---------------------------------------------------------------------
+    ``count`` chunks of ``chunk_size`` bytes cover ``total`` bytes, the
+    last one taking the rest (it may be smaller or larger than the others).
+    """
 
-    def _bitmap(self) -> bytearray:
-        return bytearray(base64.b64decode(self.received)) if self.received else bytearray()
+    total: int
+    chunk_size: int
+    count: int
 
-    def has_chunk(self, index: int) -> bool:
-        bits = self._bitmap()
-        return index // 8 < len(bits) and bool(bits[index // 8] & (1 << (index % 8)))
+    def start(self, index: int) -> int:
+        return index * self.chunk_size
 
-    def add_chunk(self, index: int) -> None:
-        bits = self._bitmap()
-        if index // 8 >= len(bits):
-            bits.extend(bytes(index // 8 + 1 - len(bits)))
-        bits[index // 8] |= 1 << (index % 8)
-        self.received = base64.b64encode(bytes(bits)).decode()
+    def size(self, index: int) -> int:
+        if index < self.count - 1:
+            return self.chunk_size
+        return self.total - (self.count - 1) * self.chunk_size
 
-    def chunks_received(self) -> int:
-        return sum(bin(byte).count("1") for byte in self._bitmap())
 
-    # -- serialisation --------------------------------------------------------------------
+class RecordStore(ABC):
+    """Upload records, by id."""
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+    @abstractmethod
+    def create(self, record: UploadRecord) -> None:
+        """Store a new record; :class:`UploadExists` if the id is taken."""
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> UploadRecord:
-        known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+    @abstractmethod
+    def load(self, upload_id: str) -> UploadRecord:
+        """The record as last saved; :class:`UploadNotFound` if there is none."""
+
+    @abstractmethod
+    def exists(self, upload_id: str) -> bool:
+        """Whether a record is stored under ``upload_id`` (cheaper than :meth:`load`)."""
+
+    @abstractmethod
+    def save(self, record: UploadRecord) -> None:
+        """Replace the record atomically and count the save in ``record.version``.
+
+        A store whose locks can be lost (Redis) raises :class:`StaleRecord`
+        and saves nothing if the stored record is not the ``version`` that
+        was loaded; a store whose locks cannot be lost (``flock``) may skip
+        that check.  :class:`UploadNotFound` if the record was deleted.
+        """
+
+    @abstractmethod
+    def delete(self, upload_id: str) -> None:
+        """Remove the record (no error if it is gone already)."""
+
+    @abstractmethod
+    def ids(self) -> Iterator[str]:
+        """Every stored id (for cleanup; may include ids deleted meanwhile)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a :class:`DataStore` can do, for the code that must adapt to it.
+
+    ``local_paths``: the assembled bytes are a local file (``Upload.path``).
+    ``in_place_chunks``: chunks are written straight into the assembled file,
+    so completion must wait for chunk writes in flight (the writers' lock,
+    :meth:`Storage.chunk_writers <tus_filter.storage.uploads.Storage.chunk_writers>`).
+    ``min_part_size``: chunks or appends smaller than this are staged before
+    they become part of the file (0: any size is written in place).
+    """
+
+    local_paths: bool
+    in_place_chunks: bool
+    min_part_size: int = 0
 
 
 class StagedChunk(ABC):
-    """Bytes set aside by :meth:`Storage.staged`; ``size`` of them."""
+    """Bytes set aside by :meth:`DataStore.stage`; ``size`` of them."""
 
     size: int
 
     @abstractmethod
-    def place(self, offset: int) -> None:
-        """Copy the staged bytes into the data file from ``offset`` (durable on return)."""
+    def place(self, layout: ChunkLayout, index: int) -> None:
+        """Store the staged bytes as chunk ``index`` of ``layout`` (durable on return)."""
 
 
-class Storage(ABC):
-    """Upload records, data files and per-upload locks (see the module docstring)."""
+class DataStore(ABC):
+    """The bytes of uploads.  Every method takes the upload's record.
 
-    @abstractmethod
-    def new_id(self) -> str:
-        """A fresh random id of at least 128 bits."""
+    A method may change ``record.data`` (and only that); the caller saves
+    the record afterwards, so that the change and the protocol's own
+    (a new offset, a chunk marked as received) land together.  A change the
+    caller does not save must not lose bytes: a store keeps what an earlier
+    saved record refers to until a later saved record no longer does.
+    """
 
-    @abstractmethod
-    def lock(
-        self, upload_id: str, *, timeout: float | None = None, request_release: bool = False
-    ) -> AbstractContextManager[Lock]:
-        """Hold the upload's lock; raise ``UploadLocked`` after the timeout.
-
-        ``request_release`` asks a holder busy with a long write to let go
-        first (see :mod:`tus_filter.locking`); long writers poll
-        ``Lock.release_requested()`` and save what they have.
-        """
-
-    @abstractmethod
-    def chunk_writers(
-        self, upload_id: str, *, exclusive: bool
-    ) -> AbstractContextManager[Lock]:
-        """The lock chunk writers share and completion takes exclusively.
-
-        Positional writes of chunks run without :meth:`lock`, so completion
-        holds this exclusively to wait for writes in flight: no byte lands in
-        a file after it was handed to the application.  Take it before
-        :meth:`lock`, never while holding it, except to complete.
-        """
+    capabilities: Capabilities
 
     @abstractmethod
     def create(self, record: UploadRecord) -> None:
-        """Store a new record and an empty data file; ``UploadExists`` if the id is taken."""
+        """Prepare for a new upload's bytes, before its record is first stored."""
 
     @abstractmethod
-    def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
-        """The record; ``UploadNotFound``, or ``UploadExpired`` once past its expiry.
+    def append(
+        self,
+        record: UploadRecord,
+        blocks: Iterable[bytes],
+        *,
+        verify: Callable[[], None] | None = None,
+    ) -> int:
+        """Append ``blocks`` at ``record.offset``; return how many bytes were appended.
 
-        The expiry is the record's own (:meth:`UploadRecord.expires_at`) or,
-        if later, that of an unfinished upload in its ``finals``.
+        The caller adds the count to ``record.offset`` and saves the record.
+        When ``blocks`` is exhausted, ``verify()`` (a checksum) runs before
+        the bytes are kept; if it or ``blocks`` raises, none of this call's
+        bytes count, ``record`` is as it was, and the error propagates.
+        ``blocks`` that simply end early keep what they gave.
         """
 
     @abstractmethod
-    def save(self, record: UploadRecord) -> None:
-        """Atomically replace the record."""
+    def write_chunk(
+        self, record: UploadRecord, layout: ChunkLayout, index: int, blocks: Iterable[bytes]
+    ) -> int:
+        """Store ``blocks`` as chunk ``index`` of ``layout``; return the bytes stored.
 
-    @abstractmethod
-    def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
-        """Write ``blocks`` into the data file from ``offset``; return the bytes written.
-
-        If ``blocks`` raises, the bytes written so far stay written and the
-        error propagates; the caller decides whether they count.
+        ``blocks`` never give more than ``layout.size(index)`` bytes (the
+        caller bounds them); the caller counts the chunk only with exactly
+        that many, and a chunk that is not counted is never part of the
+        assembled file.  Writing a chunk again replaces it.  If ``blocks``
+        raises, the error propagates.  Needs no lock (see the module doc).
         """
 
     @abstractmethod
-    def staged(
-        self, upload_id: str, blocks: Iterable[bytes]
+    def stage(
+        self, record: UploadRecord, blocks: Iterable[bytes]
     ) -> AbstractContextManager[StagedChunk]:
-        """Write ``blocks`` aside, not into the data file, until their place is known.
+        """Set ``blocks`` aside until their place is known (from their size).
 
-        For a chunk whose size, and so whether and where it belongs, is known
-        only once it has been read whole.  The staged bytes are gone when the
-        context ends; if ``blocks`` raises, the error propagates and nothing
-        is left behind.
+        The staged bytes are gone when the context ends; if ``blocks``
+        raises, the error propagates and nothing is left behind.
         """
 
     @abstractmethod
-    def truncate(self, upload_id: str, size: int) -> None:
-        """Cut the data file back to ``size`` bytes (drops an unverified tail)."""
+    def chunk_counted(
+        self, record: UploadRecord, layout: ChunkLayout, received: Callable[[int], bool]
+    ) -> None:
+        """A chunk was counted (the record that says so is saved); ``received(i)`` tells which.
 
-    @abstractmethod
-    def concatenate(self, upload_id: str, source_ids: list[str]) -> int:
-        """Fill the data file with the sources' data files in order; return its size."""
-
-    @abstractmethod
-    def delete(self, upload_id: str, lock: Lock) -> None:
-        """Remove the record, the data file and (through ``lock``) the lock file."""
-
-    @abstractmethod
-    def data_path(self, upload_id: str) -> str:
-        """Where the upload's bytes are (the hand-off's ``Upload.path``)."""
-
-    @abstractmethod
-    def discard_expired(self, upload_id: str) -> bool:
-        """Delete the upload if it is past its expiry and no request holds it.
-
-        Whether it was deleted.  Never waits: an upload whose lock is held, or
-        a chunk of which is being written (:meth:`chunk_writers`), is kept, and
-        so is one a request revived meanwhile.
+        Called without the lock, so a store may prepare the assembly
+        (upload an S3 part whose chunks are all there) while other chunks
+        arrive.  Must be idempotent and safe to run on several hosts at once.
         """
 
     @abstractmethod
-    def cleanup(self) -> int:
-        """Delete expired uploads that nobody holds; return how many were deleted."""
+    def assemble(self, record: UploadRecord, layout: ChunkLayout | None = None) -> None:
+        """Make the upload's bytes final, once all of them are there.
+
+        ``layout`` for chunked uploads (every chunk counted), ``None`` for
+        appended ones (``record.offset == record.length``).  Under the lock;
+        the record is saved as complete afterwards.  Idempotent.
+        """
+
+    @abstractmethod
+    def concatenate(self, record: UploadRecord, sources: list[UploadRecord]) -> int:
+        """Make ``record``'s bytes the sources' assembled bytes, in order; return the size."""
+
+    @abstractmethod
+    def open(self, record: UploadRecord) -> BinaryIO:
+        """A streaming binary reader of the assembled bytes (the caller closes it)."""
+
+    @abstractmethod
+    def location(self, record: UploadRecord) -> str:
+        """Where the assembled bytes are: a local path or an ``s3://bucket/key`` URL."""
+
+    @abstractmethod
+    def local_path(self, record: UploadRecord) -> str | None:
+        """The assembled bytes as a local file (``Upload.path``), or ``None``."""
+
+    @abstractmethod
+    def discard(self, record: UploadRecord) -> None:
+        """Delete every byte of the upload, staged or assembled (no error if gone)."""
+
+    @abstractmethod
+    def sweep(self, known: Callable[[str], bool], max_age: float) -> int:
+        """Delete bytes older than ``max_age`` seconds of uploads ``known(id)`` denies.
+
+        What a crash between :meth:`create` and the record's first save left
+        behind; return how many uploads' bytes were deleted.
+        """
+

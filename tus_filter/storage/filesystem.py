@@ -1,13 +1,16 @@
-"""Filesystem storage: one directory per upload, a JSON record and a data file.
+"""Filesystem storage: one directory per upload, holding a JSON record and a data file.
 
 Layout below ``tmp_file_dir``::
 
-    uploads/<id[:2]>/<id>/info.json   the record, replaced atomically (write + rename)
-    uploads/<id[:2]>/<id>/data        the bytes, written at offsets (sparse while chunks arrive)
-    locks/<id[:2]>/<id>.lock          the per-upload lock file (see ``tus_filter.locking``)
+    uploads/<id[:2]>/<id>/info.json   the record (FileRecords), replaced atomically
+    uploads/<id[:2]>/<id>/data        the bytes (FileData), written at offsets
+    locks/<id[:2]>/<id>.lock          the upload's lock file (tus_filter.locking.FileLocker)
 
-Ids are lowercase hex (32 or 64 digits); anything else is rejected before a
-path is built, so no client string can ever reach the filesystem.
+The data file is the assembled file from the start: tus appends land at
+their offset, chunks are written in place at theirs (sparse while they
+arrive), so completing an upload copies nothing.  Ids are checked by
+:func:`~.base.valid_id` before a path is built, so no client string ever
+reaches the filesystem.
 """
 
 from __future__ import annotations
@@ -15,20 +18,28 @@ from __future__ import annotations
 import errno
 import json
 import os
-import re
 import secrets
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
+from typing import BinaryIO
 
-from ..errors import StorageFull, UploadExpired, UploadLocked, UploadNotFound
-from ..locking import FileLocker, Lock
-from .base import StagedChunk, Storage, UploadExists, UploadRecord
+from ..errors import StorageFull, UploadNotFound
+from .base import (
+    Capabilities,
+    ChunkLayout,
+    DataStore,
+    RecordStore,
+    StagedChunk,
+    UploadExists,
+    valid_id,
+)
+from .record import UploadRecord
 
-_ID = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{64})\Z")  # \Z: "$" would allow a final "\n"
 _COPY_BLOCK = 1024 * 1024
-_WRITERS = "w"  # ``chunk_writers`` lock file: ``<id>w.lock`` beside ``<id>.lock``
+_RECORD = "info.json"
+_DATA = "data"
 
 
 @contextmanager
@@ -40,6 +51,101 @@ def _os_errors() -> Iterator[None]:
         if error.errno in (errno.ENOSPC, errno.EDQUOT):
             raise StorageFull() from error
         raise
+
+
+class _Layout:
+    """Paths below ``directory`` (shared by the record and the data store)."""
+
+    def __init__(self, directory: str):
+        self.uploads = os.path.join(directory, "uploads")
+        os.makedirs(self.uploads, exist_ok=True)
+
+    def dir(self, upload_id: str) -> str:
+        return os.path.join(self.uploads, upload_id[:2], valid_id(upload_id))
+
+    def file(self, upload_id: str, name: str) -> str:
+        return os.path.join(self.dir(upload_id), name)
+
+    def ids(self) -> Iterator[str]:
+        try:
+            shards = os.listdir(self.uploads)
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            try:
+                names = os.listdir(os.path.join(self.uploads, shard))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for name in names:
+                with suppress(UploadNotFound):
+                    yield valid_id(name)
+
+
+class FileRecords(RecordStore):
+    """Records as ``info.json`` files, replaced by write, ``fsync`` and rename.
+
+    :meth:`save` checks no version: ``flock`` locks are never lost.
+    """
+
+    def __init__(self, directory: str):
+        self._paths = _Layout(directory)
+
+    def create(self, record: UploadRecord) -> None:
+        path = self._paths.file(record.upload_id, _RECORD)
+        with _os_errors():
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            temporary = self._write_temporary(path, record)
+            try:
+                os.link(temporary, path)  # fails if the name is taken: no record is replaced
+            except FileExistsError:
+                raise UploadExists() from None
+            finally:
+                os.unlink(temporary)
+
+    def load(self, upload_id: str) -> UploadRecord:
+        try:
+            with open(self._paths.file(upload_id, _RECORD), encoding="utf-8") as handle:
+                return UploadRecord.from_json(json.load(handle))
+        except FileNotFoundError:
+            raise UploadNotFound() from None
+
+    def exists(self, upload_id: str) -> bool:
+        return os.path.exists(self._paths.file(upload_id, _RECORD))
+
+    def save(self, record: UploadRecord) -> None:
+        path = self._paths.file(record.upload_id, _RECORD)
+        record.version += 1
+        with _os_errors():
+            try:
+                temporary = self._write_temporary(path, record)
+            except FileNotFoundError:
+                record.version -= 1
+                raise UploadNotFound() from None  # deleted under a caller without the lock
+            try:
+                os.replace(temporary, path)
+            finally:
+                with suppress(FileNotFoundError):
+                    os.unlink(temporary)
+
+    @staticmethod
+    def _write_temporary(path: str, record: UploadRecord) -> str:
+        temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                json.dump(record.to_json(), handle, separators=(",", ":"))
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+        return temporary
+
+    def delete(self, upload_id: str) -> None:
+        shutil.rmtree(self._paths.dir(upload_id), ignore_errors=True)
+
+    def ids(self) -> Iterator[str]:
+        return self._paths.ids()
 
 
 def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: bool = True) -> int:
@@ -74,11 +180,11 @@ class _StagedFile(StagedChunk):
         self._fd = fd
         self.size = size
 
-    def place(self, offset: int) -> None:
+    def place(self, layout: ChunkLayout, index: int) -> None:
         with _os_errors():
             target = _open_data(self._data_path)
             try:
-                _write_blocks(target, offset, self._blocks())
+                _write_blocks(target, layout.start(index), self._blocks())
             finally:
                 os.close(target)
 
@@ -92,131 +198,63 @@ class _StagedFile(StagedChunk):
             yield block
 
 
-class FilesystemStorage(Storage):
-    def __init__(self, directory: str, *, valid_duration: int, lock_timeout: float):
-        self.directory = directory
-        self.valid_duration = valid_duration
-        self._uploads = os.path.join(directory, "uploads")
-        self._locker = FileLocker(os.path.join(directory, "locks"), lock_timeout)
-        os.makedirs(self._uploads, exist_ok=True)
+class FileData(DataStore):
+    """Each upload's bytes in one local data file, which is also the assembled file."""
 
-    # -- paths ----------------------------------------------------------------------------
+    capabilities = Capabilities(local_paths=True, in_place_chunks=True)
 
-    def _dir(self, upload_id: str) -> str:
-        if not _ID.match(upload_id):
-            raise UploadNotFound()
-        return os.path.join(self._uploads, upload_id[:2], upload_id)
+    def __init__(self, directory: str):
+        self._paths = _Layout(directory)
 
-    def data_path(self, upload_id: str) -> str:
-        return os.path.join(self._dir(upload_id), "data")
-
-    def _record_path(self, upload_id: str) -> str:
-        return os.path.join(self._dir(upload_id), "info.json")
-
-    # -- records --------------------------------------------------------------------------
-
-    def new_id(self) -> str:
-        return secrets.token_hex(16)
-
-    def lock(  # type: ignore[no-untyped-def]
-        self, upload_id: str, *, timeout: float | None = None, request_release: bool = False
-    ):
-        directory = self._dir(upload_id)  # validate before a lock file is named after it
-        return self._hold(upload_id, directory, timeout, request_release)
-
-    @contextmanager
-    def _hold(
-        self, upload_id: str, directory: str, timeout: float | None, request_release: bool
-    ) -> Iterator[Lock]:
-        with self._locker.hold(
-            upload_id, timeout=timeout, request_release=request_release
-        ) as lock:
-            try:
-                yield lock
-            finally:
-                if not os.path.isdir(directory):
-                    # No such upload (an unknown id, or deleted): leave no lock file behind.
-                    lock.discard()
-
-    def chunk_writers(self, upload_id: str, *, exclusive: bool):  # type: ignore[no-untyped-def]
-        self._dir(upload_id)
-        return self._locker.hold(upload_id + _WRITERS, shared=not exclusive)
+    def _data(self, record: UploadRecord) -> str:
+        return self._paths.file(record.upload_id, _DATA)
 
     def create(self, record: UploadRecord) -> None:
-        directory = self._dir(record.upload_id)
+        path = self._data(record)
         with _os_errors():
-            os.makedirs(os.path.dirname(directory), exist_ok=True)
-            try:
-                os.mkdir(directory)
-            except FileExistsError:
-                if os.path.exists(self._record_path(record.upload_id)):
-                    raise UploadExists() from None
-                # a crash between mkdir and the record: reuse the directory
-            with open(self.data_path(record.upload_id), "wb"):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb"):
                 pass
-            self.save(record)
 
-    def load(self, upload_id: str, *, allow_expired: bool = False) -> UploadRecord:
-        record = self._read(upload_id)
-        if not allow_expired and self._expired(record, time.time()):
-            raise UploadExpired(upload_id=upload_id)
-        return record
-
-    def _read(self, upload_id: str) -> UploadRecord:
-        try:
-            with open(self._record_path(upload_id), encoding="utf-8") as handle:
-                return UploadRecord.from_json(json.load(handle))
-        except FileNotFoundError:
-            raise UploadNotFound() from None
-
-    def _expired(self, record: UploadRecord, now: float) -> bool:
-        """Past its own expiry and that of every unfinished upload waiting for it (``finals``)."""
-        expires = record.expires_at(self.valid_duration)
-        if expires is None or expires >= now:
-            return False
-        for waiting_id in record.finals:
-            try:
-                waiting = self._read(waiting_id)
-            except UploadNotFound:
-                continue
-            if waiting.is_complete:
-                continue  # assembled: it needs this one no more
-            theirs = waiting.expires_at(self.valid_duration)
-            if theirs is None or theirs >= now:
-                return False
-        return True
-
-    def save(self, record: UploadRecord) -> None:
-        path = self._record_path(record.upload_id)
-        temporary = f"{path}.{secrets.token_hex(4)}.tmp"
+    def append(
+        self,
+        record: UploadRecord,
+        blocks: Iterable[bytes],
+        *,
+        verify: Callable[[], None] | None = None,
+    ) -> int:
+        start = record.offset
+        path = self._data(record)
         with _os_errors():
+            fd = _open_data(path)
             try:
-                with open(temporary, "w", encoding="utf-8") as handle:
-                    json.dump(record.to_json(), handle, separators=(",", ":"))
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, path)
-            except FileNotFoundError:
-                raise UploadNotFound() from None  # deleted under a caller without the lock
+                os.ftruncate(fd, start)  # drop a tail an earlier append did not keep
+                try:
+                    written = _write_blocks(fd, start, blocks)
+                    if verify is not None:
+                        verify()
+                except BaseException:
+                    os.ftruncate(fd, start)
+                    raise
             finally:
-                if os.path.exists(temporary):
-                    os.unlink(temporary)
+                os.close(fd)
+        return written
 
-    # -- data -----------------------------------------------------------------------------
-
-    def write_at(self, upload_id: str, offset: int, blocks: Iterable[bytes]) -> int:
+    def write_chunk(
+        self, record: UploadRecord, layout: ChunkLayout, index: int, blocks: Iterable[bytes]
+    ) -> int:
         with _os_errors():
-            fd = _open_data(self.data_path(upload_id))
+            fd = _open_data(self._data(record))
             try:
-                return _write_blocks(fd, offset, blocks)
+                return _write_blocks(fd, layout.start(index), blocks)
             finally:
                 os.close(fd)
 
     @contextmanager
-    def staged(self, upload_id: str, blocks: Iterable[bytes]) -> Iterator[StagedChunk]:
+    def stage(self, record: UploadRecord, blocks: Iterable[bytes]) -> Iterator[StagedChunk]:
         # In the upload's directory (the data file's filesystem), unlinked at
         # once: only the descriptor holds it, so a crash leaves nothing behind.
-        path = os.path.join(self._dir(upload_id), f"stage-{secrets.token_hex(8)}.tmp")
+        path = self._paths.file(record.upload_id, f"stage-{secrets.token_hex(8)}.tmp")
         with _os_errors():
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -226,93 +264,56 @@ class FilesystemStorage(Storage):
             os.unlink(path)
             with _os_errors():
                 size = _write_blocks(fd, 0, blocks, durable=False)
-            yield _StagedFile(self.data_path(upload_id), fd, size)
+            yield _StagedFile(self._data(record), fd, size)
         finally:
             os.close(fd)
 
-    def truncate(self, upload_id: str, size: int) -> None:
-        with _os_errors():
-            os.truncate(self.data_path(upload_id), size)
+    def chunk_counted(
+        self, record: UploadRecord, layout: ChunkLayout, received: Callable[[int], bool]
+    ) -> None:
+        """Nothing to prepare: the chunk is in its place already."""
 
-    def concatenate(self, upload_id: str, source_ids: list[str]) -> int:
-        with _os_errors(), open(self.data_path(upload_id), "wb") as target:
-            for source_id in source_ids:
+    def assemble(self, record: UploadRecord, layout: ChunkLayout | None = None) -> None:
+        """Nothing to assemble: the data file is the file."""
+
+    def concatenate(self, record: UploadRecord, sources: list[UploadRecord]) -> int:
+        with _os_errors(), open(self._data(record), "wb") as target:
+            for source in sources:
                 try:
-                    with open(self.data_path(source_id), "rb") as source:
-                        shutil.copyfileobj(source, target, _COPY_BLOCK)
+                    with open(self._data(source), "rb") as data:
+                        shutil.copyfileobj(data, target, _COPY_BLOCK)
                 except FileNotFoundError:
-                    raise UploadNotFound(f"partial upload {source_id} is gone") from None
+                    raise UploadNotFound(f"partial upload {source.upload_id} is gone") from None
             target.flush()
             os.fsync(target.fileno())
             return target.tell()
 
-    def delete(self, upload_id: str, lock: Lock) -> None:
-        shutil.rmtree(self._dir(upload_id), ignore_errors=True)
+    def open(self, record: UploadRecord) -> BinaryIO:
+        try:
+            return open(self._data(record), "rb")
+        except FileNotFoundError:
+            raise UploadNotFound() from None
+
+    def location(self, record: UploadRecord) -> str:
+        return self._data(record)
+
+    def local_path(self, record: UploadRecord) -> str:
+        return self._data(record)
+
+    def discard(self, record: UploadRecord) -> None:
         with suppress(FileNotFoundError):
-            # Nobody writes chunks of a deleted upload: its writers' lock file can go.
-            os.unlink(self._locker.path_for(upload_id + _WRITERS))
-        lock.discard()
+            os.unlink(self._data(record))
 
-    # -- expiry ---------------------------------------------------------------------------
-
-    def cleanup(self) -> int:
+    def sweep(self, known: Callable[[str], bool], max_age: float) -> int:
         deleted = 0
-        if self.valid_duration <= 0:
-            return deleted
         now = time.time()
-        for upload_id in self._all_ids():
+        for upload_id in self._paths.ids():
+            directory = self._paths.dir(upload_id)
             try:
-                record = self.load(upload_id, allow_expired=True)
-            except UploadNotFound:
-                if self._orphan_is_stale(upload_id, now):
-                    self._delete_orphan(upload_id)
+                stale = os.stat(directory).st_mtime + max_age < now
+            except FileNotFoundError:
                 continue
-            if self._expired(record, now):
-                deleted += self.discard_expired(upload_id)
+            if stale and not known(upload_id):
+                shutil.rmtree(directory, ignore_errors=True)
+                deleted += 1
         return deleted
-
-    def _all_ids(self) -> Iterator[str]:
-        try:
-            shards = os.listdir(self._uploads)
-        except FileNotFoundError:
-            return
-        for shard in shards:
-            try:
-                names = os.listdir(os.path.join(self._uploads, shard))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            yield from (name for name in names if _ID.match(name))
-
-    def _orphan_is_stale(self, upload_id: str, now: float) -> bool:
-        """A directory without a record (a crash inside ``create``) older than the TTL."""
-        try:
-            return os.stat(self._dir(upload_id)).st_mtime + self.valid_duration < now
-        except FileNotFoundError:
-            return False
-
-    def discard_expired(self, upload_id: str) -> bool:
-        if self.valid_duration <= 0:
-            return False
-        try:
-            with self.lock(upload_id, timeout=0) as lock:
-                try:
-                    self.load(upload_id)
-                    return False  # touched meanwhile: alive again
-                except UploadExpired:
-                    # Chunk writes run without the lock: delete only if none is in flight.
-                    with self._locker.hold(upload_id + _WRITERS, timeout=0):
-                        self.delete(upload_id, lock)
-                    return True
-                except UploadNotFound:
-                    return False  # gone already
-        except UploadLocked:
-            return False
-
-    def _delete_orphan(self, upload_id: str) -> None:
-        """Delete a directory without a record, unless a request holds it (inside ``create``)."""
-        try:
-            with self.lock(upload_id, timeout=0) as lock:
-                if not os.path.exists(self._record_path(upload_id)):
-                    self.delete(upload_id, lock)
-        except UploadLocked:
-            pass
