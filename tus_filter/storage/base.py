@@ -136,13 +136,10 @@ class Capabilities:
     ``in_place_chunks``: chunks are written straight into the assembled file,
     so completion must wait for chunk writes in flight (the writers' lock,
     :meth:`Storage.chunk_writers <tus_filter.storage.uploads.Storage.chunk_writers>`).
-    ``min_part_size``: chunks or appends smaller than this are staged before
-    they become part of the file (0: any size is written in place).
     """
 
     local_paths: bool
     in_place_chunks: bool
-    min_part_size: int = 0
 
 
 class StagedChunk(ABC):
@@ -192,12 +189,14 @@ class DataStore(ABC):
     def write_chunk(
         self, record: UploadRecord, layout: ChunkLayout, index: int, blocks: Iterable[bytes]
     ) -> int:
-        """Store ``blocks`` as chunk ``index`` of ``layout``; return the bytes stored.
+        """Store ``blocks`` as chunk ``index`` of ``layout``; return how many bytes came.
 
         ``blocks`` never give more than ``layout.size(index)`` bytes (the
         caller bounds them); the caller counts the chunk only with exactly
         that many, and a chunk that is not counted is never part of the
-        assembled file.  Writing a chunk again replaces it.  If ``blocks``
+        assembled file (a store that cannot write in place keeps a chunk
+        only with exactly its size, so that a bad copy never replaces a
+        good one).  Writing a chunk again replaces it.  If ``blocks``
         raises, the error propagates.  Needs no lock (see the module doc).
         """
 
@@ -213,9 +212,15 @@ class DataStore(ABC):
 
     @abstractmethod
     def chunk_counted(
-        self, record: UploadRecord, layout: ChunkLayout, received: Callable[[int], bool]
+        self,
+        record: UploadRecord,
+        layout: ChunkLayout,
+        index: int,
+        received: Callable[[int], bool],
     ) -> None:
-        """A chunk was counted (the record that says so is saved); ``received(i)`` tells which.
+        """Chunk ``index`` was counted (the record that says so is saved).
+
+        ``received(i)`` tells which chunks are counted so far.
 
         Called without the lock, so a store may prepare the assembly
         (upload an S3 part whose chunks are all there) while other chunks

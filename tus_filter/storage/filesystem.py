@@ -269,7 +269,11 @@ class FileData(DataStore):
             os.close(fd)
 
     def chunk_counted(
-        self, record: UploadRecord, layout: ChunkLayout, received: Callable[[int], bool]
+        self,
+        record: UploadRecord,
+        layout: ChunkLayout,
+        index: int,
+        received: Callable[[int], bool],
     ) -> None:
         """Nothing to prepare: the chunk is in its place already."""
 
