@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from tus_filter.backends import file_storage
 from tus_filter.config import Settings
 from tus_filter.errors import BadRequest, UploadNotFound
 from tus_filter.incoming import UploadRequest
 from tus_filter.protocols.base import Outcome, Protocol
-from tus_filter.protocols.chunked import ChunkStore, Layout, UniformCut
-from tus_filter.storage import FilesystemStorage, UploadRecord
+from tus_filter.protocols.chunked import ChunkStore, UniformCut
+from tus_filter.storage import ChunkLayout, UploadRecord
 
 
 @pytest.mark.parametrize(
@@ -86,27 +87,27 @@ REQUEST = UploadRequest(
 @pytest.mark.parametrize(
     ("layout", "sizes"),
     [
-        pytest.param(Layout(25, 10, 2), [10, 15], id="floor-last-chunk-up-to-2C-1"),
-        pytest.param(Layout(25, 10, 3), [10, 10, 5], id="ceil-last-chunk-rest"),
-        pytest.param(Layout(0, 10, 1), [0], id="empty-file"),
-        pytest.param(Layout(9, 3, 3), [3, 3, 3], id="exact"),
+        pytest.param(ChunkLayout(25, 10, 2), [10, 15], id="floor-last-chunk-up-to-2C-1"),
+        pytest.param(ChunkLayout(25, 10, 3), [10, 10, 5], id="ceil-last-chunk-rest"),
+        pytest.param(ChunkLayout(0, 10, 1), [0], id="empty-file"),
+        pytest.param(ChunkLayout(9, 3, 3), [3, 3, 3], id="exact"),
     ],
 )
-def test_layout(layout: Layout, sizes: list[int]) -> None:
+def test_layout(layout: ChunkLayout, sizes: list[int]) -> None:
     assert [layout.size(i) for i in range(layout.count)] == sizes
     starts = [layout.start(i) for i in range(layout.count)]
     assert starts == [i * layout.chunk_size for i in range(layout.count)]
 
 
 def engine(tmp_path: Path, lock_timeout: float = 5) -> tuple[ChunkStore, UploadRecord]:
-    storage = FilesystemStorage(str(tmp_path), valid_duration=60, lock_timeout=lock_timeout)
+    storage = file_storage(str(tmp_path), valid_duration=60, lock_timeout=lock_timeout)
     chunks = ChunkStore(Engine(Settings(tmp_file_dir=str(tmp_path)), storage))
     record = chunks.open(REQUEST, "ab" * 16, lambda: UploadRecord(
         upload_id="ab" * 16, protocol="uid", length=4, chunk_size=2, chunk_count=2))
     return chunks, record
 
 
-LAYOUT = Layout(4, 2, 2)
+LAYOUT = ChunkLayout(4, 2, 2)
 
 
 def test_completes_exactly_once_and_never_writes_afterwards(tmp_path: Path) -> None:
@@ -118,7 +119,7 @@ def test_completes_exactly_once_and_never_writes_afterwards(tmp_path: Path) -> N
     again = chunks.write(record, 0, LAYOUT, [b"XX"])  # a late re-send with other bytes
     assert again.complete and again.completed is None
     assert path.read_bytes() == b"abcd"
-    assert chunks.finish_if_complete(record.upload_id).completed is None
+    assert chunks.finish_if_complete(record.upload_id, LAYOUT).completed is None
 
 
 @pytest.mark.parametrize(
@@ -157,7 +158,7 @@ def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
     resend.join(5)
     finisher.join(5)
     assert chunks.find(REQUEST, record.upload_id).is_complete  # type: ignore[union-attr]
-    assert Path(chunks.storage.data_path(record.upload_id)).read_bytes() == b"abcd"
+    assert Path(chunks.storage.data.path_of(record.upload_id)).read_bytes() == b"abcd"
 
 
 @pytest.mark.parametrize("cleanup", [
@@ -193,4 +194,4 @@ def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
     assert current is not None and not current.is_complete
     assert not current.has_chunk(0) and current.has_chunk(1)
     assert chunks.write(current, 0, LAYOUT, [b"ab"]).completed is not None  # the retry
-    assert Path(storage.data_path(record.upload_id)).read_bytes() == b"abcd"
+    assert Path(storage.data.path_of(record.upload_id)).read_bytes() == b"abcd"

@@ -25,6 +25,7 @@ from tests.support.chunked import PATH, ClientFile
 from tests.support.servers import serve, serve_processes
 from tus_filter import TusFilter
 from tus_filter.protocols.flowlike import FLOOR
+from tus_filter.storage import ChunkLayout
 
 ROUNDS = 4
 CHUNK = 256 * 1024  # large enough that the parallel writes overlap in time
@@ -142,9 +143,10 @@ def _store_without_completing(app: TusFilter, key: str, file: ClientFile, number
     the clients' default, rounded-down chunk count).
     """
     storage = app.storage
-    storage.write_at(key, (number - 1) * file.chunk_size, [file.chunk(number)])
     with storage.lock(key):
         record = storage.load(key)
+        layout = ChunkLayout(file.total, file.chunk_size, number)
+        storage.data.write_chunk(record, layout, number - 1, [file.chunk(number)])
         record.layout, record.chunk_count = FLOOR, number
         record.add_chunk(number - 1)
         storage.save(record)

@@ -19,6 +19,7 @@ from tus_filter import Reject, UploadExpired, UploadInfo, UploadNotFound
 from tus_filter.errors import StorageFull
 from tus_filter.forms import MAX_FIELDS_BYTES
 from tus_filter.protocols.flowlike import MULTIPART_ALLOWANCE, record_key
+from tus_filter.storage import ChunkLayout
 
 FILE = ClientFile.of_size(25)
 
@@ -440,7 +441,7 @@ def test_storage_errors(
     def failing(*args: Any) -> int:
         raise error
 
-    monkeypatch.setattr(server.filter.storage, "write_at", failing)
+    monkeypatch.setattr(server.filter.storage.data, "write_chunk", failing)
     response = server.send(FILE, 1)
     assert response.status_int == status and b"fire" not in response.body
     assert response.headers["Cache-Control"] == "no-store"
@@ -456,8 +457,8 @@ def test_test_request_completes_after_a_crash(server: Server) -> None:
     key = server.upload_dirs()[0]
     # The crash: chunk 2 written and counted, the process died before completing.
     storage = server.filter.storage
-    storage.write_at(key, 10, [FILE.chunk(2)])
     record = storage.load(key)
+    storage.data.write_chunk(record, ChunkLayout(FILE.total, 10, 2), 1, [FILE.chunk(2)])
     record.add_chunk(1)
     storage.save(record)
     assert server.test(FILE.params(1)).status_int == 200

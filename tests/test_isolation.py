@@ -185,7 +185,7 @@ def answer(response: webtest.TestResponse, upload_id: str) -> tuple[int, bytes]:
 
 def on_disk(tus: Tus, upload_id: str) -> tuple[bytes, bytes]:
     """The upload's bytes and record, exactly as stored."""
-    data = Path(tus.filter.storage.data_path(upload_id))
+    data = Path(tus.filter.storage.data.path_of(upload_id))
     return data.read_bytes(), (data.parent / "info.json").read_bytes()
 
 
@@ -401,7 +401,7 @@ def test_a_broken_scope_hook_is_a_logged_500(
     assert response.status_int == 500
     assert b"the server's upload configuration failed" in response.body
     assert f"the scope hook {hook!r} {why}" in caplog.text
-    assert tus.handoffs == [] and not list(Path(tus.filter.storage.directory).glob("uploads/*/*"))
+    assert tus.handoffs == [] and not list(tus.filter.storage.records.ids())
 
 
 @pytest.mark.parametrize(
@@ -445,7 +445,7 @@ def test_on_create_refusal_gets_a_status_the_client_gives_up_on(
     response = CREATE_REQUEST[protocol](tus)
     assert response.status_int == answered
     assert b"uploads are closed" in response.body
-    assert not list(Path(tus.filter.storage.directory).glob("uploads/*/*"))
+    assert not list(tus.filter.storage.records.ids())
 
 
 def test_tus_termination_refusal_keeps_the_hooks_status(make_tus: Callable[..., Tus]) -> None:

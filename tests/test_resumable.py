@@ -327,7 +327,7 @@ def test_errors_map_to_resumables_table(
     def failing(*args: Any) -> int:
         raise error
 
-    monkeypatch.setattr(server.filter.storage, "write_at", failing)
+    monkeypatch.setattr(server.filter.storage.data, "write_chunk", failing)
     assert send(server, FILE, 1).status_int == status
 
 

@@ -288,7 +288,7 @@ def test_on_create_sees_the_upload_before_it_exists(make_tus: Callable[..., Tus]
     holder: list[Tus] = []
 
     def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
-        path = Path(holder[0].filter.storage.data_path(info.upload_id))
+        path = Path(holder[0].filter.storage.data.path_of(info.upload_id))
         seen.append((info, path.exists(), environ.get("HTTP_UPLOAD_CONCAT")))
 
     tus = make_tus(on_create=on_create)

@@ -421,7 +421,7 @@ def test_delete(tus: Tus, done: bool) -> None:
     url = tus.create(3)
     if done:
         tus.patch(url, 0, b"abc")
-    data_path = Path(tus.filter.storage.data_path(url[-32:]))
+    data_path = Path(tus.filter.storage.data.path_of(url[-32:]))
     response = tus.request("DELETE", url)
     assert (response.status_int, response.body) == (204, b"")  # 105: exactly 204
     assert response.headers["Tus-Resumable"] == "1.0.0"

@@ -580,7 +580,7 @@ def test_another_protocols_upload_is_not_writable(make: Any, transport: str) -> 
     )
     response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
     assert response.status_int == 404
-    assert Path(wrapped.storage.data_path(uid)).read_bytes() == b""
+    assert Path(wrapped.storage.data.path_of(uid)).read_bytes() == b""
 
 
 @pytest.mark.parametrize(
@@ -811,7 +811,7 @@ def test_a_chunk_of_known_wrong_size_is_refused_before_anything_happens(
     refused = post_chunk(app, sized_transport, later(uid, 2, 0), b"\xff" * 4)
     assert refused.status_int == 400
     assert "fixed its chunk size at 5 bytes" in refused.json["error"]
-    assert b"\xff" not in Path(wrapped.storage.data_path(uid)).read_bytes()
+    assert b"\xff" not in Path(wrapped.storage.data.path_of(uid)).read_bytes()
 
 
 def test_a_lock_timeout_is_503_with_retry_after_F25(

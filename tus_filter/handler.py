@@ -19,6 +19,7 @@ from typing import Any, Unpack
 
 import webob
 
+from .backends import open_storage
 from .config import Options, settings_from_options
 from .cors import CorsPolicy
 from .errors import TusFilterError, UploadExpired, UploadIncomplete, UploadNotFound
@@ -27,7 +28,6 @@ from .incoming import UploadRequest
 from .protocols import PROTOCOLS, Outcome, Protocol
 from .protocols.base import completed_upload
 from .protocols.tus import PARTIAL
-from .storage import FilesystemStorage
 from .upload import Upload
 from .urls import collection_url, match_upload_path
 
@@ -98,11 +98,7 @@ class UploadHandler:
 
     def __init__(self, **options: Unpack[Options]):
         self.settings = settings_from_options(**options)
-        self.storage = FilesystemStorage(
-            self.settings.tmp_file_dir,
-            valid_duration=self.settings.upload_valid_duration,
-            lock_timeout=self.settings.lock_timeout,
-        )
+        self.storage = open_storage(self.settings)
         self.protocols: list[Protocol] = [
             cls(self.settings, self.storage)
             for name, cls in PROTOCOLS.items()

@@ -50,7 +50,7 @@ def call_app(
     downstream["tus_filter.upload"] = upload
     downstream["tus_filter.original_method"] = environ["REQUEST_METHOD"]
     downstream["REQUEST_METHOD"] = "POST"
-    body_file = open(upload.path, "rb") if send_file else None  # noqa: SIM115 - closed below
+    body_file = upload.open() if send_file else None
     try:
         if body_file is not None:
             downstream["wsgi.input"] = body_file

@@ -91,7 +91,7 @@ class Tus:
         return self.filter.storage.load(path.rsplit("/", 1)[1], allow_expired=True)
 
     def data(self, path: str) -> bytes:
-        return Path(self.filter.storage.data_path(path.rsplit("/", 1)[1])).read_bytes()
+        return Path(self.filter.storage.data.path_of(path.rsplit("/", 1)[1])).read_bytes()
 
     @property
     def handoffs(self) -> list[dict[str, Any]]:
@@ -100,7 +100,7 @@ class Tus:
 
 def stored(tus: Tus) -> int:
     """How many upload records ``tus``'s store holds."""
-    return len(list(Path(tus.filter.storage.directory, "uploads").glob("*/*")))
+    return len(list(tus.filter.storage.records.ids()))
 
 
 def strip_host(url: str) -> str:

@@ -80,22 +80,20 @@ def append_body(
         hashers=(hasher,) if hasher is not None else (),
     )
     body = Interruptible(reader, lock.release_requested)
-    start = record.offset
-    storage.truncate(record.upload_id, start)  # drop any stale tail first
-    try:
-        written = storage.write_at(record.upload_id, start, body)
-        complete = reader.complete and not body.interrupted
-        if checksum is not None and hasher is not None:
-            if not complete:
-                raise BadRequest("the body ended early; the checksum cannot be verified")
-            if not hmac.compare_digest(hasher.digest(), checksum.digest):
-                raise ChecksumMismatch(
-                    "Upload-Checksum does not match the body; the chunk was discarded"
-                )
-    except BaseException:
-        storage.truncate(record.upload_id, start)
-        raise
-    record.offset = start + written
+
+    def verify() -> None:
+        if checksum is None or hasher is None:
+            return
+        if not (reader.complete and not body.interrupted):
+            raise BadRequest("the body ended early; the checksum cannot be verified")
+        if not hmac.compare_digest(hasher.digest(), checksum.digest):
+            raise ChecksumMismatch(
+                "Upload-Checksum does not match the body; the chunk was discarded"
+            )
+
+    written = storage.data.append(record, body, verify=verify)
+    complete = reader.complete and not body.interrupted
+    record.offset += written
     if new_length is not None:
         record.length = new_length
     record.touched = time.time()

@@ -20,6 +20,7 @@ never produces a second :class:`Outcome` with ``completed`` set.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, ClassVar
 from ..errors import HookFailed, Reject, TusFilterError, UploadExpired, UploadNotFound
 from ..http import Response
 from ..incoming import UploadRequest
-from ..storage import COMPLETE, Storage, UploadRecord
+from ..storage import COMPLETE, ChunkLayout, Storage, UploadRecord
 from ..upload import Upload, UploadInfo
 
 if TYPE_CHECKING:
@@ -101,11 +102,14 @@ class Protocol(ABC):
         request for it finds no upload at all.
         """
         if isinstance(error, UploadExpired) and error.upload_id is not None:
-            self.storage.discard_expired(error.upload_id)
+            try:
+                self.storage.discard_expired(error.upload_id)
+            except TusFilterError:  # storage is down: the next request or sweep removes it
+                log.warning("tus_filter: could not remove expired upload %s", error.upload_id)
         status = self.status_for(error)
         response = self.render_error(status, error)
         if status == 503:
-            # Only locks and vanished records map to 503: both clear up at once.
+            # Locks, vanished records and storage outages: all clear up soon.
             response.headers["Retry-After"] = RETRY_AFTER_SECONDS
         response.headers.update(error.headers)
         response.headers.update(self.essential_headers())
@@ -173,8 +177,13 @@ class Protocol(ABC):
         if self.settings.on_create is not None:
             self.settings.on_create(request.environ, info)
 
-    def complete(self, record: UploadRecord) -> Upload:
-        """Mark ``record`` complete and save it; the caller holds its lock (see module doc)."""
+    def complete(self, record: UploadRecord, layout: ChunkLayout | None = None) -> Upload:
+        """Assemble the bytes, mark ``record`` complete and save it (the caller holds its lock).
+
+        ``layout``: a chunked upload's (every chunk counted); ``None`` for
+        one whose bytes were appended or concatenated.
+        """
+        self.storage.data.assemble(record, layout)
         record.status = COMPLETE
         record.completed = time.time()
         self.storage.save(record)
@@ -227,12 +236,15 @@ class Protocol(ABC):
 
 def completed_upload(record: UploadRecord, storage: Storage) -> Upload:
     """The hand-off object for a completed ``record``."""
+    data = storage.data
     return Upload(
         protocol=record.protocol,
         upload_id=record.upload_id,
-        path=storage.data_path(record.upload_id),
+        path=data.local_path(record),
         size=record.length or 0,
         filename=record.filename,
         metadata=dict(record.metadata),
         content_type=record.content_type,
+        location=data.location(record),
+        opener=functools.partial(data.open, record),
     )

@@ -2,16 +2,17 @@
 
 flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
 into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest
-(:class:`Layout`; the uid protocol accepts any :class:`UniformCut`).  What a
-chunk teaches about the layout is pinned in the record under the lock
-(:meth:`ChunkStore.pin`).  Each chunk is written straight into the upload's
-data file at its offset (positional writes to disjoint ranges need no lock,
-so parallel chunks really run in parallel), and marked as received, under
-the upload's lock, only after it was written completely with exactly its
-expected size.  A chunk whose place follows from its size, or one of unknown
-size that would replace a stored chunk, is staged first (``Storage.staged``).
-Completing an upload is therefore a bookkeeping step whose cost does not grow
-with the file: there is nothing to concatenate.
+(:class:`~tus_filter.storage.ChunkLayout`; the uid protocol accepts any
+:class:`UniformCut`).  What a chunk teaches about the layout is pinned in the
+record under the lock (:meth:`ChunkStore.pin`).  Chunks are written without
+the upload's lock (``DataStore.write_chunk``: on disk straight into the
+file at their offset, so parallel chunks really run in parallel), and
+counted, under the lock, only after they were stored completely with
+exactly their expected size.  A chunk whose place follows from its size, or
+one of unknown size that would replace a stored chunk, is staged first
+(``DataStore.stage``).  Completing an upload is a bookkeeping step whose
+cost does not grow with the file: on disk there is nothing to concatenate,
+on S3 only the last slot of chunks is still to be uploaded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 
 from ..errors import BadRequest, UploadExpired, UploadNotFound
 from ..incoming import UploadRequest
-from ..storage import UploadRecord
+from ..storage import ChunkLayout, UploadRecord
 from ..upload import Upload
 from .base import Protocol
 
@@ -57,23 +58,6 @@ def check_filename(value: str, name: str) -> None:
 
 
 @dataclass(frozen=True)
-class Layout:
-    """Chunk ``i`` (0-based) covers ``[i * chunk_size, i * chunk_size + size(i))``."""
-
-    total: int
-    chunk_size: int
-    count: int
-
-    def start(self, index: int) -> int:
-        return index * self.chunk_size
-
-    def size(self, index: int) -> int:
-        if index < self.count - 1:
-            return self.chunk_size
-        return self.total - (self.count - 1) * self.chunk_size
-
-
-@dataclass(frozen=True)
 class UniformCut:
     """The ways of cutting ``total`` bytes into ``count`` chunks of one size but the last.
 
@@ -95,8 +79,8 @@ class UniformCut:
         largest = (self.total - 1) // (self.count - 1)  # (count - 1) * S < total
         return range(max(1, smallest), largest + 1)
 
-    def layout(self, chunk_size: int) -> Layout:
-        return Layout(self.total, chunk_size, self.count)
+    def layout(self, chunk_size: int) -> ChunkLayout:
+        return ChunkLayout(self.total, chunk_size, self.count)
 
     def size_of(self, index: int, length: int) -> int:
         """The chunk size that chunk ``index`` of ``length`` bytes implies; 400 if none fits."""
@@ -171,8 +155,11 @@ class ChunkStore:
             try:
                 return self.protocol.own_record(request, upload_id)
             except UploadExpired:  # start afresh over the stale record
+                stale = self.storage.load(upload_id, allow_expired=True)
+                self.storage.data.discard(stale)
                 record = new_record()
-                self.storage.truncate(upload_id, 0)
+                record.version = stale.version
+                self.storage.data.create(record)
                 self.storage.save(record)
                 return record
             except UploadNotFound:
@@ -192,21 +179,22 @@ class ChunkStore:
                 self.storage.save(record)
 
     def write(
-        self, record: UploadRecord, index: int, layout: Layout, blocks: Iterable[bytes],
+        self, record: UploadRecord, index: int, layout: ChunkLayout, blocks: Iterable[bytes],
         *, stage_resent: bool = False, rule: str = "",
     ) -> ChunkResult:
         """Store chunk ``index`` from ``blocks``; it must be exactly ``layout.size(index)`` bytes.
 
-        A chunk of the wrong size raises :class:`BadRequest` and is not marked.
+        A chunk of the wrong size raises :class:`BadRequest` and is not counted.
         Bytes beyond the chunk's range are never written, and nothing is
         written once the upload is complete (see ``Storage.chunk_writers``).
-        An unstored chunk streams into its range; if its size turns out wrong,
-        bytes of it may stay there, uncounted.  A chunk already stored is
+        An uncounted chunk streams into its place; if its size turns out wrong,
+        bytes of it may stay there, uncounted.  A chunk already counted is
         overwritten the same way, unless ``stage_resent`` (for chunks whose
         size is known only once read): then it is staged, and replaces the
         stored one only with exactly its size.
         ``rule`` (the protocol's cut rule) ends the message of a size error.
         """
+        data = self.storage.data
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
             current = self.storage.load(record.upload_id)
             if current.is_complete:
@@ -215,23 +203,23 @@ class ChunkStore:
             expected = layout.size(index)
             bounded = _exactly(blocks, index, expected, rule)
             if stage_resent and current.has_chunk(index):
-                with self.storage.staged(record.upload_id, bounded) as chunk:
+                with data.stage(current, bounded) as chunk:
                     _check_size(index, chunk.size, expected, rule)
-                    chunk.place(layout.start(index))
+                    chunk.place(layout, index)
             else:
-                written = self.storage.write_at(record.upload_id, layout.start(index), bounded)
+                written = data.write_chunk(current, layout, index, bounded)
                 _check_size(index, written, expected, rule)
-        return self._mark(record.upload_id, index, created=current.created)
+        return self._count(record.upload_id, index, layout, created=current.created)
 
     def write_unplaced(
         self, record: UploadRecord, index: int, blocks: Iterable[bytes],
-        *, limit: int, place: Callable[[int], Layout], rule: str = "",
+        *, limit: int, place: Callable[[int], ChunkLayout], rule: str = "",
     ) -> ChunkResult:
         """Store chunk ``index`` whose range is known only from its size.
 
         The chunk (at most ``limit`` bytes) is staged; ``place(size)`` checks
         the size, may pin the layout it implies (:meth:`pin`), and returns that
-        layout; only then is the chunk copied into its range.  ``rule`` as
+        layout; only then is the chunk stored in its place.  ``rule`` as
         for :meth:`write`.
         """
         with self.storage.chunk_writers(record.upload_id, exclusive=False):
@@ -240,18 +228,22 @@ class ChunkStore:
                 _drain(blocks)
                 return ChunkResult(True)
             bounded = _exactly(blocks, index, limit, rule)
-            with self.storage.staged(record.upload_id, bounded) as chunk:
+            with self.storage.data.stage(current, bounded) as chunk:
                 layout = place(chunk.size)
                 _check_size(index, chunk.size, layout.size(index))
-                chunk.place(layout.start(index))
-        return self._mark(record.upload_id, index, created=current.created)
+                chunk.place(layout, index)
+        return self._count(record.upload_id, index, layout, created=current.created)
 
-    def _mark(self, upload_id: str, index: int, *, created: float) -> ChunkResult:
-        """Record chunk ``index`` as stored; complete the upload if it was the last one.
+    def _count(
+        self, upload_id: str, index: int, layout: ChunkLayout, *, created: float
+    ) -> ChunkResult:
+        """Count chunk ``index`` as stored; complete the upload if it was the last one.
 
         ``created``: the ``created`` of the record the chunk was written for.  If
         the upload expired and started afresh (or was deleted and created again)
-        meanwhile, the bytes went into the old file: the chunk does not count.
+        meanwhile, the bytes went into the old upload: the chunk does not count.
+        Once the count is saved, the data store may prepare the assembly
+        (``DataStore.chunk_counted``), without the lock.
         """
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
@@ -260,9 +252,12 @@ class ChunkStore:
             if record.is_complete:
                 return ChunkResult(True)
             record.add_chunk(index)
-            return self._finish_or_save(record)
+            result = self._finish_or_save(record, layout)
+        if not result.complete:
+            self.storage.data.chunk_counted(record, layout, index, record.has_chunk)
+        return result
 
-    def finish_if_complete(self, upload_id: str) -> ChunkResult:
+    def finish_if_complete(self, upload_id: str, layout: ChunkLayout) -> ChunkResult:
         """Complete the upload if every chunk is stored (recovery through a test request)."""
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
@@ -270,14 +265,14 @@ class ChunkStore:
                 return ChunkResult(True)
             if record.chunks_received() < (record.chunk_count or 0):
                 return ChunkResult(False)
-            return self._finish_or_save(record)
+            return self._finish_or_save(record, layout)
 
-    def _finish_or_save(self, record: UploadRecord) -> ChunkResult:
+    def _finish_or_save(self, record: UploadRecord, layout: ChunkLayout) -> ChunkResult:
         self.protocol.touch(record)
         if record.chunks_received() == record.chunk_count:
             # Wait for re-sent chunks still being written: the file is final from here on.
             with self.storage.chunk_writers(record.upload_id, exclusive=True):
-                return ChunkResult(True, self.protocol.complete(record))
+                return ChunkResult(True, self.protocol.complete(record, layout))
         self.storage.save(record)
         return ChunkResult(False)
 

@@ -55,10 +55,10 @@ from ..errors import BadRequest, MethodNotAllowed, PayloadTooLarge
 from ..forms import MAX_FIELDS_BYTES, FilePart, Form
 from ..http import Response
 from ..incoming import UploadRequest
-from ..storage import Storage, UploadRecord
+from ..storage import ChunkLayout, Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
-from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, Layout, check_filename, parse_decimal
+from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, check_filename, parse_decimal
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -258,8 +258,8 @@ class Shape:
         """Chunks in ``mode``; while the mode is unknown, the larger count."""
         return self.floor_count if mode == FLOOR else self.ceil_count
 
-    def layout(self, mode: str | None) -> Layout:
-        return Layout(self.total, self.chunk_size, self.count(mode))
+    def layout(self, mode: str | None) -> ChunkLayout:
+        return ChunkLayout(self.total, self.chunk_size, self.count(mode))
 
     def mode_of_chunk(self, number: int, size: int | None) -> str | None:
         """What chunk ``number`` of ``size`` bytes tells about the mode (§5.0 inference)."""
@@ -390,7 +390,8 @@ class FlowLikeProtocol(Protocol):
             return Outcome(Response(204, dict(NO_STORE)))
         result = ChunkResult(False)
         if record.chunks_received() >= (record.chunk_count or 0):
-            result = self.chunks.finish_if_complete(key)  # recovery after a crash
+            # recovery after a crash; every chunk is counted, so the layout is pinned
+            result = self.chunks.finish_if_complete(key, shape.layout(record.layout))
         return Outcome(self.answer(chunk.number, result.complete), result.completed)
 
     def _upload(

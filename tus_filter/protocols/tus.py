@@ -388,7 +388,7 @@ class TusProtocol(Protocol):
                 return None
             partials = [self.storage.load(part_id) for part_id in final.parts]
             if all(partial.is_complete for partial in partials):
-                final.length = final.offset = self.storage.concatenate(final_id, final.parts)
+                final.length = final.offset = self.storage.data.concatenate(final, partials)
                 return self.complete(final)
             lengths = [partial.length for partial in partials]
             if final.length is None and None not in lengths:

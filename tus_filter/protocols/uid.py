@@ -64,14 +64,13 @@ from ..errors import (
 )
 from ..http import Response
 from ..incoming import UploadRequest
-from ..storage import Storage, UploadRecord
+from ..storage import ChunkLayout, Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
 from .chunked import (
     MAX_CHUNKS,
     ChunkResult,
     ChunkStore,
-    Layout,
     UniformCut,
     check_filename,
     parse_decimal,
@@ -209,7 +208,7 @@ class UidProtocol(Protocol):
                 stage_resent=content.size is None, rule=_rule(cut, size),
             )
 
-        def place(length: int) -> Layout:
+        def place(length: int) -> ChunkLayout:
             implied = cut.size_of(number, length)
             self._pin(record.upload_id, implied)
             return cut.layout(implied)

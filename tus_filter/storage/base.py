@@ -233,7 +233,8 @@ class DataStore(ABC):
 
         ``layout`` for chunked uploads (every chunk counted), ``None`` for
         appended ones (``record.offset == record.length``).  Under the lock;
-        the record is saved as complete afterwards.  Idempotent.
+        the record is saved as complete afterwards.  Idempotent: after
+        :meth:`concatenate`, or after a first call, it does nothing more.
         """
 
     @abstractmethod

@@ -206,8 +206,12 @@ class FileData(DataStore):
     def __init__(self, directory: str):
         self._paths = _Layout(directory)
 
+    def path_of(self, upload_id: str) -> str:
+        """The data file of ``upload_id`` (whether or not it exists)."""
+        return self._paths.file(upload_id, _DATA)
+
     def _data(self, record: UploadRecord) -> str:
-        return self._paths.file(record.upload_id, _DATA)
+        return self.path_of(record.upload_id)
 
     def create(self, record: UploadRecord) -> None:
         path = self._data(record)

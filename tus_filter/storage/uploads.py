@@ -70,7 +70,9 @@ class Storage:
                 else:
                     held[upload_id] = outer
 
-    def chunk_writers(self, upload_id: str, *, exclusive: bool) -> AbstractContextManager[Lock | None]:
+    def chunk_writers(
+        self, upload_id: str, *, exclusive: bool
+    ) -> AbstractContextManager[Lock | None]:
         """The lock that in-place chunk writers share and completion takes exclusively.
 
         Only for a data store that writes chunks in place
@@ -127,6 +129,13 @@ class Storage:
             self.data.discard(record)
             self.records.delete(upload_id)
         lock.discard()
+        if self.data.capabilities.in_place_chunks:
+            # Nobody writes chunks of a deleted upload: forget its writers' lock,
+            # unless a writer still holds it (it finds the upload gone).
+            with contextlib.suppress(UploadLocked), self.locker.hold(
+                upload_id + _WRITERS, timeout=0
+            ) as writers:
+                writers.discard()
 
     def _expired(self, record: UploadRecord, now: float) -> bool:
         """Past its own expiry and that of every unfinished upload waiting for it (``finals``)."""
@@ -178,7 +187,7 @@ class Storage:
             return
         with self.locker.hold(upload_id + _WRITERS, timeout=0) as writers:
             yield
-            writers.discard()  # nobody writes chunks of a deleted upload
+            writers.discard()
 
     def cleanup(self) -> int:
         """Delete expired uploads that nobody holds; return how many were deleted.
