@@ -10,7 +10,6 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from pathlib import Path
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +21,7 @@ from tests.support.apps import UPLOAD_KEY, RecordingApp, read_records, recording
 from tests.support.node import NodeScriptError, run_node
 from tests.support.servers import serve, serve_gunicorn, serve_processes
 from tests.support.static import with_static
+from tus_filter import Upload
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -50,8 +50,8 @@ def fake_upload_factory(*, record_dir: str, upload_path: str) -> WSGIApplication
     return app
 
 
-def _fake_upload(path: str) -> SimpleNamespace:
-    return SimpleNamespace(
+def _fake_upload(path: str) -> Upload:
+    return Upload(
         upload_id="u1",
         path=path,
         size=os.path.getsize(path),

@@ -9,7 +9,8 @@ A record is a JSON-friendly dict::
 
     upload_id, path, size, sha256, protocol, filename, metadata,
     content_type     -- from the Upload object; sha256 is the digest of the
-                        file at ``path`` when the app ran (None if missing)
+                        bytes ``upload.open()`` read when the app ran (None if
+                        they are missing)
     request_method, path_info, pid  -- the hand-off request and who served it
 
 Cross-process tests give every worker the same ``record_dir``; each record is
@@ -45,7 +46,7 @@ def describe_upload(environ: WSGIEnvironment) -> dict[str, Any] | None:
         "upload_id": getattr(upload, "upload_id", None),
         "path": path,
         "size": getattr(upload, "size", None),
-        "sha256": _sha256(path),
+        "sha256": _sha256(upload),
         "protocol": getattr(upload, "protocol", None),
         "filename": getattr(upload, "filename", None),
         "metadata": dict(getattr(upload, "metadata", None) or {}),
@@ -56,13 +57,16 @@ def describe_upload(environ: WSGIEnvironment) -> dict[str, Any] | None:
     }
 
 
-def _sha256(path: str | None) -> str | None:
-    if path is None or not os.path.isfile(path):
-        return None
+def _sha256(upload: Any) -> str | None:
+    from tus_filter.errors import UploadNotFound  # late: the harness must not need the package
+
     digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(_BLOCK):
-            digest.update(block)
+    try:
+        with upload.open() as file:
+            while block := file.read(_BLOCK):
+                digest.update(block)
+    except (OSError, UploadNotFound):  # the bytes are gone (moved away by the app)
+        return None
     return digest.hexdigest()
 
 
