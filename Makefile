@@ -20,6 +20,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMPS := .make-stamps
 CHROMIUM := /usr/bin/chromium
+REDIS_SERVER := /usr/bin/redis-server
 HOST ?= 127.0.0.1
 PORT ?= 8080
 PYTEST_ARGS ?=
@@ -30,7 +31,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test fuzz demo bench clean
 
-test: $(STAMPS)/test $(STAMPS)/node | $(CHROMIUM)
+test: $(STAMPS)/test $(STAMPS)/node | $(CHROMIUM) $(REDIS_SERVER)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # The long hypothesis profile (tests/conftest.py); no per-test timeout.
@@ -49,10 +50,12 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # Browser tests drive Debian's Chromium: Playwright's own browser download
-# is not reachable from CI.
-$(CHROMIUM):
+# is not reachable from CI.  The Redis tests start Debian's redis-server
+# themselves (tests/support/services.py), on a free port.  apt runs (once,
+# for both) only when one of the binaries is missing.
+$(CHROMIUM) $(REDIS_SERVER) &:
 	$(SUDO) apt-get update
-	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium redis-server
 
 # pyvenv.cfg, not bin/python: the latter is a symlink whose (old) target
 # mtime would hide a freshly recreated venv from the install stamp.

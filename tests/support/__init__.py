@@ -1,6 +1,7 @@
 """Shared harness for tus_filter's tests.
 
 - ``servers``: run a WSGI app under waitress (in a thread or in N processes) or gunicorn.
+- ``services``: real Redis and SeaweedFS (S3) servers, started and stopped by PID.
 - ``worker``:  the ``python -m tests.support.worker`` entry point behind it.
 - ``apps``:    downstream apps that record the uploads the filter hands over.
 - ``static``:  serve test pages and ``node_modules`` next to an app.
