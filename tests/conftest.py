@@ -41,6 +41,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.support import backend
 from tests.support.browser import (
     CHROMIUM_MISSING,
     find_chromium,
@@ -48,6 +49,7 @@ from tests.support.browser import (
     save_screenshot,
 )
 from tests.support.services import (
+    S3_REGION,
     RedisServer,
     SeaweedS3,
     empty_and_delete_bucket,
@@ -78,6 +80,35 @@ settings.load_profile(os.environ.get("TUS_FILTER_FUZZ", "ci"))
 
 # Only after the guard above: it imports WebTest, hence WebOb.
 from tests.support.tus import Tus, tus_factory  # noqa: E402
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run ``storage_backend`` tests once per backend; ``filesystem`` ones on files only."""
+    if "storage_backend" in metafunc.fixturenames:
+        on_disk = metafunc.definition.get_closest_marker("filesystem") is not None
+        metafunc.parametrize(
+            "storage_backend", [backend.FILE] if on_disk else list(backend.BACKENDS),
+            indirect=True,
+        )
+
+
+@pytest.fixture
+def storage_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backend the filters of this test use (see tests/support/backend.py)."""
+    name: str = request.param
+    if name == backend.FILE:
+        yield name
+        return
+    request.getfixturevalue("s3_credentials")
+    endpoint: SeaweedS3 = request.getfixturevalue("s3_endpoint")
+    options = {
+        "storage": f"s3://{request.getfixturevalue('s3_bucket')}/uploads",
+        "s3_endpoint_url": endpoint.url,
+        "s3_region": S3_REGION,
+        "redis_url": request.getfixturevalue("redis_url"),
+    }
+    with backend.using(options):
+        yield name
 
 
 @pytest.fixture

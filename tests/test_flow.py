@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from tests.support.apps import sha256
 from tests.support.chunked import PATH, ClientFile, Server, multipart
 from tus_filter import Reject, UploadExpired, UploadInfo, UploadNotFound
 from tus_filter.errors import StorageFull
@@ -236,7 +237,7 @@ def test_optional_parameters_may_be_missing(server: Server) -> None:
     assert server.upload(last, FILE.chunk(2)).status_int == 200
     [call] = server.downstream.calls
     assert call["metadata"]["relativePath"] == FILE.name
-    assert Path(call["path"]).read_bytes() == FILE.data
+    assert call["sha256"] == sha256(FILE.data)
 
 
 def test_chunk_nf_without_size_and_mode_unknown_is_400(server: Server) -> None:
@@ -263,7 +264,7 @@ def test_resent_chunk_overwrites_its_range(server: Server) -> None:
     assert server.upload(params, FILE.chunk(1)).status_int == 200
     assert body(server.send(FILE, 2)) == {"chunk": 2, "complete": True}
     [call] = server.downstream.calls
-    assert Path(call["path"]).read_bytes() == FILE.data
+    assert call["sha256"] == sha256(FILE.data)
 
 
 @pytest.mark.parametrize("order", [[1, 2], [2, 1]], ids=["in-order", "reversed"])
@@ -276,7 +277,7 @@ def test_last_chunk_completes_and_hands_off_once(tmp_path: Path, order: list[int
     assert (last.status_int, last.body) == (200, b"stored!")
     assert last.headers["Cache-Control"] == "no-store"
     [call] = server.downstream.calls
-    assert call["sha256"] is not None and Path(call["path"]).read_bytes() == FILE.data
+    assert call["sha256"] is not None and call["sha256"] == sha256(FILE.data)
     assert {key: call[key] for key in ("protocol", "size", "filename", "content_type")} == {
         "protocol": "flowjs", "size": 25, "filename": "my file.txt", "content_type": "text/plain",
     }
@@ -292,7 +293,7 @@ def test_tombstone_answers_retries_without_writing(server: Server) -> None:
         assert (retry.status_int, body(retry)) == (200, {"chunk": number, "complete": True})
         assert body(server.test(FILE.params(number))) == {"chunk": number, "complete": True}
     [call] = server.downstream.calls
-    assert Path(call["path"]).read_bytes() == FILE.data
+    assert call["sha256"] == sha256(FILE.data)
 
 
 @pytest.mark.parametrize(
@@ -349,7 +350,7 @@ def test_octet_uploads(server: Server, content_type: str | None, stored_type: st
                                  content_type=content_type)
         assert response.status_int == 200
     [call] = server.downstream.calls
-    assert (call["content_type"], Path(call["path"]).read_bytes()) == (stored_type, FILE.data)
+    assert (call["content_type"], call["sha256"]) == (stored_type, sha256(FILE.data))
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
@@ -378,7 +379,7 @@ def test_empty_file(server: Server, octet: bool) -> None:
     response = server.send(empty, 1, octet=octet, content_type=None)
     assert body(response) == {"chunk": 1, "complete": True}
     [call] = server.downstream.calls
-    assert call["size"] == 0 and Path(call["path"]).read_bytes() == b""
+    assert call["size"] == 0 and call["sha256"] == sha256(b"")
 
 
 @pytest.mark.parametrize(
@@ -410,7 +411,7 @@ def test_expired_record_starts_afresh(tmp_path: Path) -> None:
     assert server.test(FILE.params(1)).status_int == 204
     assert body(server.send(FILE, 2)) == {"chunk": 2, "complete": False}
     assert body(server.send(FILE, 1)) == {"chunk": 1, "complete": True}
-    assert Path(server.downstream.calls[0]["path"]).read_bytes() == FILE.data
+    assert server.downstream.calls[0]["sha256"] == sha256(FILE.data)
 
 
 def test_lock_timeout_is_503_with_retry_after(tmp_path: Path) -> None:
@@ -463,7 +464,7 @@ def test_test_request_completes_after_a_crash(server: Server) -> None:
     storage.save(record)
     assert server.test(FILE.params(1)).status_int == 200
     assert len(server.downstream.calls) == 1
-    assert Path(server.downstream.calls[0]["path"]).read_bytes() == FILE.data
+    assert server.downstream.calls[0]["sha256"] == sha256(FILE.data)
     again = server.test(FILE.params(2))
     assert body(again) == {"chunk": 2, "complete": True} and len(server.downstream.calls) == 1
 
@@ -487,7 +488,7 @@ def test_partial_body_then_retry(server: Server, octet: bool) -> None:
     assert server.app.do_request(request, expect_errors=True).status_int == 400
     assert server.test(params).status_int == 204 and server.downstream.calls == []
     assert body(server.send(FILE, 2, octet=octet)) == {"chunk": 2, "complete": True}
-    assert Path(server.downstream.calls[0]["path"]).read_bytes() == FILE.data
+    assert server.downstream.calls[0]["sha256"] == sha256(FILE.data)
 
 
 # -- on_create, scope, storage names -----------------------------------------------------------
@@ -522,11 +523,10 @@ def test_scope_keeps_users_apart(server: Server) -> None:
     for number in (1, 2):
         server.send(FILE, number, REMOTE_USER="alice")
         server.send(other, number, REMOTE_USER="bob")
-    by_user = {call["upload_id"]: Path(call["path"]).read_bytes()
-               for call in server.downstream.calls}
+    by_user = {call["upload_id"]: call["sha256"] for call in server.downstream.calls}
     assert by_user == {
-        record_key("flowjs", "alice", "25-dirmyfiletxt", 25, 10): FILE.data,
-        record_key("flowjs", "bob", "25-dirmyfiletxt", 25, 10): other.data,
+        record_key("flowjs", "alice", "25-dirmyfiletxt", 25, 10): sha256(FILE.data),
+        record_key("flowjs", "bob", "25-dirmyfiletxt", 25, 10): sha256(other.data),
     }
 
 

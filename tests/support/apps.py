@@ -141,3 +141,8 @@ def read_records(record_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def sha256(data: bytes) -> str:
+    """The digest a record's ``sha256`` holds for an upload of ``data``."""
+    return hashlib.sha256(data).hexdigest()

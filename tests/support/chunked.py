@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import webtest  # type: ignore[import-untyped]
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tus_filter import TusFilter
 
@@ -131,7 +132,8 @@ class Server:
     def __post_init__(self) -> None:
         self.downstream = RecordingApp(body=self.app_body)
         self.filter = TusFilter(
-            self.downstream, upload_path=PATH, tmp_file_dir=str(self.root), **self.options
+            self.downstream, upload_path=PATH, tmp_file_dir=str(self.root),
+            **{**backend.options(), **self.options},
         )
         self.app = webtest.TestApp(self.filter)
 
@@ -178,9 +180,8 @@ class Server:
         return self.upload(file.params(number), file.chunk(number), **options)
 
     def upload_dirs(self) -> list[str]:
-        """Ids of the stored upload records."""
-        uploads = self.root / "uploads"
-        return sorted(p.name for p in uploads.glob("*/*")) if uploads.exists() else []
+        """Ids of the stored upload records (on any backend)."""
+        return sorted(self.filter.storage.records.ids())
 
     def stored_names(self) -> set[str]:
         """Every file and directory name below the storage root."""

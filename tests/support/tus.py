@@ -24,6 +24,7 @@ from wsgiref.util import setup_testing_defaults
 
 import webtest  # type: ignore[import-untyped]
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tus_filter import TusFilter
 
@@ -118,7 +119,7 @@ def tus_factory(tmp_path: Path) -> Callable[..., Tus]:
     def make(app: Any = None, **options: Any) -> Tus:
         app = app if app is not None else RecordingApp()
         directory = tmp_path / f"store{next(count)}"
-        wrapped = TusFilter(app, tmp_file_dir=str(directory), **options)
+        wrapped = TusFilter(app, tmp_file_dir=str(directory), **{**backend.options(), **options})
         return Tus(wrapped, app, webtest.TestApp(wrapped), tmp_path)
 
     return make
