@@ -15,7 +15,7 @@ from tus_filter.config import Settings
 from tus_filter.errors import BadRequest, UploadNotFound
 from tus_filter.incoming import UploadRequest
 from tus_filter.protocols.base import Outcome, Protocol
-from tus_filter.protocols.chunked import ChunkStore, UniformCut
+from tus_filter.protocols.chunked import ChunkState, ChunkStore, UniformCut
 from tus_filter.storage import ChunkLayout, UploadRecord
 
 
@@ -99,11 +99,28 @@ def test_layout(layout: ChunkLayout, sizes: list[int]) -> None:
     assert starts == [i * layout.chunk_size for i in range(layout.count)]
 
 
+def test_chunk_bitmap() -> None:
+    state = ChunkState()
+    for index in (0, 9, 17, 9):
+        state.add_chunk(index)
+    assert [i for i in range(20) if state.has_chunk(i)] == [0, 9, 17]
+    assert state.chunks_received() == 3
+    record = UploadRecord(upload_id="a" * 32, protocol="flowjs", length=0)
+    state.store(record)
+    assert ChunkState.of(UploadRecord.from_json(record.to_json())).has_chunk(17)
+
+
+def two_chunks(upload_id: str) -> UploadRecord:
+    """A new uid upload of 4 bytes in 2 chunks."""
+    record = UploadRecord(upload_id=upload_id, protocol="uid", length=4)
+    ChunkState(chunk_size=2, chunk_count=2).store(record)
+    return record
+
+
 def engine(tmp_path: Path, lock_timeout: float = 5) -> tuple[ChunkStore, UploadRecord]:
     storage = file_storage(str(tmp_path), valid_duration=60, lock_timeout=lock_timeout)
     chunks = ChunkStore(Engine(Settings(tmp_file_dir=str(tmp_path)), storage))
-    record = chunks.open(REQUEST, "ab" * 16, lambda: UploadRecord(
-        upload_id="ab" * 16, protocol="uid", length=4, chunk_size=2, chunk_count=2))
+    record = chunks.open(REQUEST, "ab" * 16, lambda: two_chunks("ab" * 16))
     return chunks, record
 
 
@@ -133,7 +150,8 @@ def test_wrong_sized_chunk_is_not_marked(tmp_path: Path, blocks: list[bytes], me
     chunks, record = engine(tmp_path)
     with pytest.raises(Exception, match=message):
         chunks.write(record, 0, LAYOUT, blocks)
-    assert not chunks.find(REQUEST, record.upload_id).has_chunk(0)  # type: ignore[union-attr]
+    current = chunks.find(REQUEST, record.upload_id)
+    assert current is not None and not ChunkState.of(current).has_chunk(0)
 
 
 def test_completion_waits_for_a_chunk_write_in_flight(tmp_path: Path) -> None:
@@ -184,14 +202,14 @@ def test_a_chunk_written_into_a_replaced_upload_is_not_counted(
         storage.save(stale)
         if cleanup:
             assert storage.cleanup() == 0
-        fresh = chunks.open(REQUEST, record.upload_id, lambda: UploadRecord(
-            upload_id=record.upload_id, protocol="uid", length=4, chunk_size=2, chunk_count=2))
+        fresh = chunks.open(REQUEST, record.upload_id, lambda: two_chunks(record.upload_id))
         assert chunks.write(fresh, 1, LAYOUT, [b"cd"]).completed is None
 
     with pytest.raises(UploadNotFound):
         chunks.write(record, 0, LAYOUT, replaced_midway())
     current = chunks.find(REQUEST, record.upload_id)
     assert current is not None and not current.is_complete
-    assert not current.has_chunk(0) and current.has_chunk(1)
+    state = ChunkState.of(current)
+    assert not state.has_chunk(0) and state.has_chunk(1)
     assert chunks.write(current, 0, LAYOUT, [b"ab"]).completed is not None  # the retry
     assert Path(storage.data.path_of(record.upload_id)).read_bytes() == b"abcd"

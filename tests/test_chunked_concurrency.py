@@ -24,6 +24,7 @@ from tests.support.apps import RecordingApp, read_records, sha256
 from tests.support.chunked import PATH, ClientFile
 from tests.support.servers import serve, serve_processes
 from tus_filter import TusFilter
+from tus_filter.protocols.chunked import ChunkState
 from tus_filter.protocols.flowlike import FLOOR
 from tus_filter.storage import ChunkLayout
 
@@ -147,8 +148,10 @@ def _store_without_completing(app: TusFilter, key: str, file: ClientFile, number
         record = storage.load(key)
         layout = ChunkLayout(file.total, file.chunk_size, number)
         storage.data.write_chunk(record, layout, number - 1, [file.chunk(number)])
-        record.layout, record.chunk_count = FLOOR, number
-        record.add_chunk(number - 1)
+        state = ChunkState.of(record)
+        state.layout, state.chunk_count = FLOOR, number
+        state.add_chunk(number - 1)
+        state.store(record)
         storage.save(record)
 
 

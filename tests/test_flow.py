@@ -19,6 +19,7 @@ from tests.support.chunked import PATH, ClientFile, Server, multipart
 from tus_filter import Reject, UploadExpired, UploadInfo, UploadNotFound
 from tus_filter.errors import StorageFull
 from tus_filter.forms import MAX_FIELDS_BYTES
+from tus_filter.protocols.chunked import ChunkState
 from tus_filter.protocols.flowlike import MULTIPART_ALLOWANCE, record_key
 from tus_filter.storage import ChunkLayout
 
@@ -460,7 +461,9 @@ def test_test_request_completes_after_a_crash(server: Server) -> None:
     storage = server.filter.storage
     record = storage.load(key)
     storage.data.write_chunk(record, ChunkLayout(FILE.total, 10, 2), 1, [FILE.chunk(2)])
-    record.add_chunk(1)
+    state = ChunkState.of(record)
+    state.add_chunk(1)
+    state.store(record)
     storage.save(record)
     assert server.test(FILE.params(1)).status_int == 200
     assert len(server.downstream.calls) == 1

@@ -256,11 +256,3 @@ def test_no_expiry_when_duration_is_zero(tmp_path: Path) -> None:
     assert storage.load(record.upload_id)
     assert storage.cleanup() == 0
 
-
-def test_chunk_bitmap() -> None:
-    record = UploadRecord(upload_id="a" * 32, protocol="flowjs", length=0)
-    for index in (0, 9, 17, 9):
-        record.add_chunk(index)
-    assert [i for i in range(20) if record.has_chunk(i)] == [0, 9, 17]
-    assert record.chunks_received() == 3
-    assert UploadRecord.from_json(record.to_json()).has_chunk(17)

@@ -27,7 +27,7 @@ from tests.support.apps import RecordingApp
 from tests.support.servers import serve
 from tus_filter import TusFilter, UploadIncomplete, UploadInfo, UploadNotFound
 from tus_filter.errors import Reject
-from tus_filter.protocols.chunked import MAX_CHUNKS
+from tus_filter.protocols.chunked import MAX_CHUNKS, ChunkState
 from tus_filter.protocols.uid import MAX_JSON_BODY, MAX_JSON_CONTENT
 from tus_filter.storage import UploadRecord
 
@@ -575,9 +575,9 @@ def test_an_expired_upload_is_404_with_a_reason(make: Any, transport: str) -> No
 def test_another_protocols_upload_is_not_writable(make: Any, transport: str) -> None:
     wrapped, app = make()
     uid = wrapped.storage.new_id()
-    wrapped.storage.create(
-        UploadRecord(upload_id=uid, protocol="flowjs", length=10, chunk_size=10, chunk_count=1)
-    )
+    record = UploadRecord(upload_id=uid, protocol="flowjs", length=10)
+    ChunkState(chunk_size=10, chunk_count=1).store(record)
+    wrapped.storage.create(record)
     response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
     assert response.status_int == 404
     assert Path(wrapped.storage.data.path_of(uid)).read_bytes() == b""

@@ -3,7 +3,8 @@
 flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
 into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest
 (:class:`~tus_filter.storage.ChunkLayout`; the uid protocol accepts any
-:class:`UniformCut`).  What a chunk teaches about the layout is pinned in the
+:class:`UniformCut`), and keep the same state of an upload
+(:class:`ChunkState`).  What a chunk teaches about the layout is pinned in the
 record under the lock (:meth:`ChunkStore.pin`).  Chunks are written without
 the upload's lock (``DataStore.write_chunk``: on disk straight into the
 file at their offset, so parallel chunks really run in parallel), and
@@ -17,10 +18,11 @@ on S3 only the last slot of chunks is still to be uploaded.
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 
 from ..errors import BadRequest, UploadExpired, UploadNotFound
 from ..incoming import UploadRequest
@@ -55,6 +57,49 @@ def check_filename(value: str, name: str) -> None:
             f"{name} must be a file name of 1 to {MAX_FILENAME_BYTES} bytes "
             "without '/', '\\' or control characters"
         )
+
+
+@dataclass
+class ChunkState:
+    """What the chunk protocols keep of an upload, in ``UploadRecord.state``.
+
+    ``chunk_size`` and ``chunk_count`` once known (the uid protocol learns
+    the size from a chunk, flow.js and resumable.js the count once
+    ``layout`` is known: ``"floor"`` or ``"ceil"``, how the last chunk is
+    sized).  ``received`` is a base64 bitmap of the counted chunks, bit ``i``
+    for chunk ``i`` (0-based).  :meth:`of` reads it from a record,
+    :meth:`store` writes it back (the caller saves the record).
+    """
+
+    chunk_size: int | None = None
+    chunk_count: int | None = None
+    layout: str | None = None
+    received: str = ""
+
+    @classmethod
+    def of(cls, record: UploadRecord) -> ChunkState:
+        names = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in record.state.items() if key in names})
+
+    def store(self, record: UploadRecord) -> None:
+        record.state = asdict(self)
+
+    def _bitmap(self) -> bytearray:
+        return bytearray(base64.b64decode(self.received)) if self.received else bytearray()
+
+    def has_chunk(self, index: int) -> bool:
+        bits = self._bitmap()
+        return index // 8 < len(bits) and bool(bits[index // 8] & (1 << (index % 8)))
+
+    def add_chunk(self, index: int) -> None:
+        bits = self._bitmap()
+        if index // 8 >= len(bits):
+            bits.extend(bytes(index // 8 + 1 - len(bits)))
+        bits[index // 8] |= 1 << (index % 8)
+        self.received = base64.b64encode(bytes(bits)).decode()
+
+    def chunks_received(self) -> int:
+        return sum(bin(byte).count("1") for byte in self._bitmap())
 
 
 @dataclass(frozen=True)
@@ -167,15 +212,17 @@ class ChunkStore:
                 self.storage.create(record)
                 return record
 
-    def pin(self, upload_id: str, settle: Callable[[UploadRecord], bool]) -> None:
+    def pin(self, upload_id: str, settle: Callable[[ChunkState], bool]) -> None:
         """Record what a chunk taught about the upload's layout, under its lock.
 
-        ``settle(record)`` raises :class:`BadRequest` if the record already
-        holds something else, and returns whether it changed the record.
+        ``settle(state)`` raises :class:`BadRequest` if the upload's state
+        already holds something else, and returns whether it changed the state.
         """
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
-            if not record.is_complete and settle(record):
+            state = ChunkState.of(record)
+            if not record.is_complete and settle(state):
+                state.store(record)
                 self.storage.save(record)
 
     def write(
@@ -202,7 +249,7 @@ class ChunkStore:
                 return ChunkResult(True)
             expected = layout.size(index)
             bounded = _exactly(blocks, index, expected, rule)
-            if stage_resent and current.has_chunk(index):
+            if stage_resent and ChunkState.of(current).has_chunk(index):
                 with data.stage(current, bounded) as chunk:
                     _check_size(index, chunk.size, expected, rule)
                     chunk.place(layout, index)
@@ -251,10 +298,12 @@ class ChunkStore:
                 raise UploadNotFound("the upload was replaced while the chunk was written")
             if record.is_complete:
                 return ChunkResult(True)
-            record.add_chunk(index)
-            result = self._finish_or_save(record, layout)
+            state = ChunkState.of(record)
+            state.add_chunk(index)
+            state.store(record)
+            result = self._finish_or_save(record, state, layout)
         if not result.complete:
-            self.storage.data.chunk_counted(record, layout, index, record.has_chunk)
+            self.storage.data.chunk_counted(record, layout, index, state.has_chunk)
         return result
 
     def finish_if_complete(self, upload_id: str, layout: ChunkLayout) -> ChunkResult:
@@ -263,13 +312,17 @@ class ChunkStore:
             record = self.storage.load(upload_id)
             if record.is_complete:
                 return ChunkResult(True)
-            if record.chunks_received() < (record.chunk_count or 0):
+            state = ChunkState.of(record)
+            if state.chunks_received() < (state.chunk_count or 0):
                 return ChunkResult(False)
-            return self._finish_or_save(record, layout)
+            return self._finish_or_save(record, state, layout)
 
-    def _finish_or_save(self, record: UploadRecord, layout: ChunkLayout) -> ChunkResult:
+    def _finish_or_save(
+        self, record: UploadRecord, state: ChunkState, layout: ChunkLayout
+    ) -> ChunkResult:
+        """``state``: ``record``'s, as stored in it."""
         self.protocol.touch(record)
-        if record.chunks_received() == record.chunk_count:
+        if state.chunks_received() == state.chunk_count:
             # Wait for re-sent chunks still being written: the file is final from here on.
             with self.storage.chunk_writers(record.upload_id, exclusive=True):
                 return ChunkResult(True, self.protocol.complete(record, layout))

@@ -58,7 +58,14 @@ from ..incoming import UploadRequest
 from ..storage import ChunkLayout, Storage, UploadRecord
 from ..streams import BodyReader
 from .base import Outcome, Protocol
-from .chunked import MAX_CHUNKS, ChunkResult, ChunkStore, check_filename, parse_decimal
+from .chunked import (
+    MAX_CHUNKS,
+    ChunkResult,
+    ChunkState,
+    ChunkStore,
+    check_filename,
+    parse_decimal,
+)
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -385,13 +392,14 @@ class FlowLikeProtocol(Protocol):
             return Outcome(Response(204, dict(NO_STORE)))
         if record.is_complete:
             return Outcome(self.answer(chunk.number, True))
-        plan_chunk(shape, chunk, hinted=hinted, pinned=record.layout)
-        if not record.has_chunk(chunk.number - 1):
+        state = ChunkState.of(record)
+        plan_chunk(shape, chunk, hinted=hinted, pinned=state.layout)
+        if not state.has_chunk(chunk.number - 1):
             return Outcome(Response(204, dict(NO_STORE)))
         result = ChunkResult(False)
-        if record.chunks_received() >= (record.chunk_count or 0):
+        if state.chunks_received() >= (state.chunk_count or 0):
             # recovery after a crash; every chunk is counted, so the layout is pinned
-            result = self.chunks.finish_if_complete(key, shape.layout(record.layout))
+            result = self.chunks.finish_if_complete(key, shape.layout(state.layout))
         return Outcome(self.answer(chunk.number, result.complete), result.completed)
 
     def _upload(
@@ -425,18 +433,19 @@ class FlowLikeProtocol(Protocol):
                 filename=chunk.filename,
                 content_type=content_type,
                 metadata=self.metadata_of(chunk),
-                chunk_size=chunk.chunk_size,
-                chunk_count=shape.count(plan.mode),
-                layout=plan.mode,
                 scope=self.scope_of(request),
             )
+            ChunkState(
+                chunk_size=chunk.chunk_size, chunk_count=shape.count(plan.mode), layout=plan.mode
+            ).store(record)
             self.run_on_create(request, self.info_of(record))
             return record
 
         record = self.chunks.open(request, key, new_record)
         if not record.is_complete:
-            plan = plan_chunk(shape, chunk, hinted=hinted, pinned=record.layout)
-            if plan.mode is not None and record.layout != plan.mode:
+            pinned = ChunkState.of(record).layout
+            plan = plan_chunk(shape, chunk, hinted=hinted, pinned=pinned)
+            if plan.mode is not None and pinned != plan.mode:
                 self._pin(key, shape, plan.mode)
         result = self.chunks.write(record, chunk.number - 1, shape.layout(plan.mode), blocks)
         return Outcome(self.answer(chunk.number, result.complete), result.completed)
@@ -444,13 +453,13 @@ class FlowLikeProtocol(Protocol):
     def _pin(self, key: str, shape: Shape, mode: str) -> None:
         """Record the layout mode once learnt; a concurrent contrary pin is a bad request."""
 
-        def settle(record: UploadRecord) -> bool:
-            if record.layout == mode:
+        def settle(state: ChunkState) -> bool:
+            if state.layout == mode:
                 return False
-            if record.layout is not None:
+            if state.layout is not None:
                 raise BadRequest("the chunk contradicts the upload's earlier chunks")
-            record.layout = mode
-            record.chunk_count = shape.count(mode)
+            state.layout = mode
+            state.chunk_count = shape.count(mode)
             return True
 
         self.chunks.pin(key, settle)

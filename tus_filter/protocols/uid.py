@@ -70,6 +70,7 @@ from .base import Outcome, Protocol
 from .chunked import (
     MAX_CHUNKS,
     ChunkResult,
+    ChunkState,
     ChunkStore,
     UniformCut,
     check_filename,
@@ -125,9 +126,10 @@ class UidProtocol(Protocol):
             record = self._create(request, chunk, cut, size)
         else:
             record = self._existing(request, chunk)
-            cut = UniformCut(record.length or 0, record.chunk_count or 1)
-            size = _chunk_size(cut, chunk.number, content.size, pinned=record.chunk_size)
-            if size is not None and record.chunk_size is None:
+            state = ChunkState.of(record)
+            cut = UniformCut(record.length or 0, state.chunk_count or 1)
+            size = _chunk_size(cut, chunk.number, content.size, pinned=state.chunk_size)
+            if size is not None and state.chunk_size is None:
                 self._pin(record.upload_id, size)
         try:
             result = self._write(record, chunk.number, cut, size, content)
@@ -164,10 +166,9 @@ class UidProtocol(Protocol):
             protocol=self.name,
             length=cut.total,
             filename=chunk.file_name,
-            chunk_size=size,
-            chunk_count=cut.count,
             scope=self.scope_of(request),
         )
+        ChunkState(chunk_size=size, chunk_count=cut.count).store(record)
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
         return record
@@ -178,7 +179,7 @@ class UidProtocol(Protocol):
         repeated = (
             ("fileName", chunk.file_name, record.filename),
             ("totalSize", chunk.total_size, record.length),
-            ("chunkCount", chunk.count, record.chunk_count),
+            ("chunkCount", chunk.count, ChunkState.of(record).chunk_count),
         )
         for name, given, stored in repeated:
             if given is not None and given != stored:
@@ -188,12 +189,12 @@ class UidProtocol(Protocol):
     def _pin(self, upload_id: str, size: int) -> None:
         """Record the chunk size a chunk implied; a contrary size already pinned is a 400."""
 
-        def settle(record: UploadRecord) -> bool:
-            if record.chunk_size == size:
+        def settle(state: ChunkState) -> bool:
+            if state.chunk_size == size:
                 return False
-            if record.chunk_size is not None:
-                raise BadRequest(_pinned_rule(record.chunk_size))
-            record.chunk_size = size
+            if state.chunk_size is not None:
+                raise BadRequest(_pinned_rule(state.chunk_size))
+            state.chunk_size = size
             return True
 
         self.chunks.pin(upload_id, settle)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,20 +17,25 @@ class UploadRecord:
     Fields a protocol does not use stay at their defaults.  ``touched`` is the
     time of the last request that changed the upload: unfinished uploads
     expire ``upload_valid_duration`` seconds after it, finished ones that long
-    after ``completed``.  An upload named in ``finals`` lives at least as long
-    as every unfinished upload listed there (a tus partial, while a final
-    that names it waits for its other partials).
+    after ``completed``.  ``finals`` names the uploads that need this one's
+    bytes: this one lives at least as long as every unfinished upload listed
+    there (a tus partial, while a final that names it waits for its other
+    partials).
 
-    ``version`` counts the saves (see :meth:`RecordStore.save
-    <tus_filter.storage.base.RecordStore.save>`); ``data`` belongs to the
-    :class:`~tus_filter.storage.base.DataStore`, which keeps there what it
-    needs to find the upload's bytes (an S3 multipart upload and its parts),
-    so that it changes atomically with the offset.
+    ``state`` is the protocol's own: JSON values that storage keeps as they
+    are and never reads (each protocol reads and writes it through a typed
+    view of its own).  ``version`` counts the saves (see
+    :meth:`RecordStore.save <tus_filter.storage.base.RecordStore.save>`);
+    ``data`` belongs to the :class:`~tus_filter.storage.base.DataStore`,
+    which keeps there what it needs to find the upload's bytes (an S3
+    multipart upload and its parts), so that it changes atomically with the
+    offset.
     """
 
     upload_id: str
     protocol: str
     length: int | None
+    offset: int = 0
     filename: str | None = None
     content_type: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -42,18 +46,13 @@ class UploadRecord:
     scope: str = ""  # ``Protocol.scope_of`` the creating request (``bind_to_scope``)
     version: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    finals: list[str] = field(default_factory=list)  # uploads that need this one's bytes
+    state: dict[str, Any] = field(default_factory=dict)
     # tus
-    offset: int = 0
     raw_metadata: str | None = None
     concat: str | None = None  # "partial" or "final"
     concat_header: str | None = None  # the final's Upload-Concat, echoed on HEAD
     parts: list[str] = field(default_factory=list)  # a final's partials, in order
-    finals: list[str] = field(default_factory=list)  # finals naming this partial: see above
-    # chunk-numbered protocols (flow.js, resumable.js, uid)
-    chunk_size: int | None = None
-    chunk_count: int | None = None
-    layout: str | None = None  # "floor" or "ceil": how the last chunk is sized
-    received: str = ""  # base64 bitmap of stored chunks, bit i = chunk i (0-based)
 
     @property
     def is_complete(self) -> bool:
@@ -64,25 +63,6 @@ class UploadRecord:
             return None
         start = self.completed if self.completed is not None else self.touched
         return start + valid_duration
-
-    # -- chunk bitmap ---------------------------------------------------------------------
-
-    def _bitmap(self) -> bytearray:
-        return bytearray(base64.b64decode(self.received)) if self.received else bytearray()
-
-    def has_chunk(self, index: int) -> bool:
-        bits = self._bitmap()
-        return index // 8 < len(bits) and bool(bits[index // 8] & (1 << (index % 8)))
-
-    def add_chunk(self, index: int) -> None:
-        bits = self._bitmap()
-        if index // 8 >= len(bits):
-            bits.extend(bytes(index // 8 + 1 - len(bits)))
-        bits[index // 8] |= 1 << (index % 8)
-        self.received = base64.b64encode(bytes(bits)).decode()
-
-    def chunks_received(self) -> int:
-        return sum(bin(byte).count("1") for byte in self._bitmap())
 
     # -- serialisation --------------------------------------------------------------------
 
