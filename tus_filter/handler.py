@@ -27,7 +27,7 @@ from .http import Response, status_line
 from .incoming import UploadRequest
 from .protocols import PROTOCOLS, Outcome, Protocol
 from .protocols.base import completed_upload
-from .protocols.tus import PARTIAL
+from .protocols.tus_state import PARTIAL, TusState
 from .upload import Upload
 from .urls import collection_url, match_upload_path
 
@@ -203,7 +203,7 @@ class UploadHandler:
         except UploadExpired:
             self.storage.discard_expired(upload_id)
             raise
-        if record.concat == PARTIAL:
+        if TusState.of(record).concat == PARTIAL:
             raise UploadNotFound()  # a piece of a tus concatenation, never a file of its own
         if not record.is_complete:
             raise UploadIncomplete()

@@ -53,14 +53,13 @@ from .tus_headers import (
     parse_metadata,
     upload_id_from_url,
 )
+from .tus_state import FINAL, PARTIAL, TusState
 
 log = logging.getLogger("tus_filter")
 
 _ID = re.compile(r"^[0-9a-f]{32}$")
 _TUS_METHODS = ("HEAD", "PATCH", "DELETE", "POST")
 _CREATION_HEADERS = ("Upload-Length", "Upload-Defer-Length", "Upload-Concat")
-PARTIAL = "partial"
-FINAL = "final"
 
 
 class TusProtocol(Protocol):
@@ -185,19 +184,20 @@ class TusProtocol(Protocol):
         # No lock: records are replaced atomically, and a HEAD must not wait
         # for (or interrupt) a long PATCH.  It reports the last saved offset.
         record = self.own_record(request, request.subpath)
-        final_pending = record.concat == FINAL and not record.is_complete
+        state = TusState.of(record)
+        final_pending = state.concat == FINAL and not record.is_complete
         headers = self._headers(record, offset=not final_pending)
         headers["Cache-Control"] = "no-store"
         if record.length is not None:
             headers["Upload-Length"] = str(record.length)
-        elif record.concat != FINAL:
+        elif state.concat != FINAL:
             headers["Upload-Defer-Length"] = "1"
-        if record.raw_metadata:
-            headers["Upload-Metadata"] = record.raw_metadata
-        if record.concat == PARTIAL:
+        if state.raw_metadata:
+            headers["Upload-Metadata"] = state.raw_metadata
+        if state.concat == PARTIAL:
             headers["Upload-Concat"] = PARTIAL
-        elif record.concat == FINAL and record.concat_header:
-            headers["Upload-Concat"] = record.concat_header
+        elif state.concat == FINAL and state.concat_header:
+            headers["Upload-Concat"] = state.concat_header
         return Response(200, headers)
 
     # -- POST (creation) ---------------------------------------------------------------------------
@@ -232,9 +232,9 @@ class TusProtocol(Protocol):
         elif _has_body(request):
             raise UnsupportedMediaType(f"a creation body must be {OFFSET_OCTET_STREAM}")
 
+        partial = concat is not None
         record = self._new_record(
-            request, length, metadata, raw_metadata,
-            concat=PARTIAL if concat is not None else None,
+            request, length, metadata, raw_metadata, concat=PARTIAL if partial else None
         )
         self.run_on_create(request, self.info_of(record))
         self.storage.create(record)
@@ -252,7 +252,7 @@ class TusProtocol(Protocol):
                 completed = self._finish_if_complete(record)
         headers = self._headers(record, offset=with_upload)
         headers["Location"] = f"{request.collection_url}/{record.upload_id}"
-        if record.concat == PARTIAL:
+        if partial:
             headers["Upload-Concat"] = PARTIAL
         return Outcome(Response(201, headers), completed)
 
@@ -317,19 +317,22 @@ class TusProtocol(Protocol):
         parts: list[str] | None = None,
     ) -> UploadRecord:
         """A fresh upload's record, with a new id; ``concat`` is PARTIAL, FINAL or None."""
-        return UploadRecord(
+        record = UploadRecord(
             upload_id=self.storage.new_id(),
             protocol=self.name,
             length=length,
             filename=filename_of(metadata),
             content_type=content_type_of(metadata),
             metadata=metadata,
+            scope=self.scope_of(request),
+        )
+        TusState(
             raw_metadata=raw_metadata.strip() if raw_metadata and raw_metadata.strip() else None,
             concat=concat,
             concat_header=concat_header,
             parts=parts if parts is not None else [],
-            scope=self.scope_of(request),
-        )
+        ).store(record)
+        return record
 
     def _partial_id(self, url: str, request: UploadRequest) -> str:
         part_id = upload_id_from_url(url, request.collection_url, self.settings.upload_path)
@@ -344,7 +347,7 @@ class TusProtocol(Protocol):
             if isinstance(error, UploadExpired):
                 self.storage.discard_expired(part_id)
             raise BadRequest(f"Upload-Concat: upload {part_id}: {error.message}") from None
-        if partial.concat != PARTIAL:
+        if TusState.of(partial).concat != PARTIAL:
             raise BadRequest(f"Upload-Concat: upload {part_id} is not a partial upload")
         return partial
 
@@ -386,7 +389,7 @@ class TusProtocol(Protocol):
             final = self.storage.load(final_id)
             if final.is_complete:
                 return None
-            partials = [self.storage.load(part_id) for part_id in final.parts]
+            partials = [self.storage.load(part_id) for part_id in TusState.of(final).parts]
             if all(partial.is_complete for partial in partials):
                 final.length = final.offset = self.storage.data.concatenate(final, partials)
                 return self.complete(final)
@@ -434,7 +437,8 @@ class TusProtocol(Protocol):
         # A PATCH still holding the lock is most likely a dead client's: ask it to stop.
         with self.storage.lock(upload_id, request_release=True) as lock:
             record = self.own_record(request, upload_id)
-            if record.concat == FINAL:
+            concat = TusState.of(record).concat
+            if concat == FINAL:
                 raise Forbidden("a final upload cannot be patched")
             if offset != record.offset:
                 raise OffsetConflict(f"Upload-Offset is {offset}, the upload is at {record.offset}")
@@ -448,7 +452,7 @@ class TusProtocol(Protocol):
                 self.settings, self.storage, request, record, lock, checksum, new_length=new_length
             )
             completed = self._finish_if_complete(record)
-        if record.concat == PARTIAL and record.finals:
+        if concat == PARTIAL and record.finals:
             final_completed = self._settle_finals_quietly(record)
             completed = completed or final_completed
         return Outcome(Response(204, self._headers(record)), completed)
@@ -473,7 +477,7 @@ class TusProtocol(Protocol):
         try:
             final = self.storage.load(final_id)
             total = 0
-            for other in final.parts:
+            for other in TusState.of(final).parts:
                 total += part_length if other == part_id else self.storage.load(other).length or 0
         except UploadNotFound:
             return
@@ -504,7 +508,7 @@ class TusProtocol(Protocol):
             self.storage.save(record)
             return None
         upload = self.complete(record)
-        return None if record.concat == PARTIAL else upload
+        return None if TusState.of(record).concat == PARTIAL else upload
 
     # -- DELETE (termination) ----------------------------------------------------------------------
 

@@ -48,11 +48,6 @@ class UploadRecord:
     data: dict[str, Any] = field(default_factory=dict)
     finals: list[str] = field(default_factory=list)  # uploads that need this one's bytes
     state: dict[str, Any] = field(default_factory=dict)
-    # tus
-    raw_metadata: str | None = None
-    concat: str | None = None  # "partial" or "final"
-    concat_header: str | None = None  # the final's Upload-Concat, echoed on HEAD
-    parts: list[str] = field(default_factory=list)  # a final's partials, in order
 
     @property
     def is_complete(self) -> bool:
