@@ -9,6 +9,15 @@ from typing import Any
 UPLOADING = "uploading"
 COMPLETE = "complete"
 
+# Keys that records of earlier releases kept flat, and that now live in
+# ``state`` under the same names: such a record loads with its state, so an
+# upload in flight survives an upgrade.  Their defaults then meant "unset".
+_FLAT_STATE = (
+    "raw_metadata", "concat", "concat_header", "parts",  # tus
+    "chunk_size", "chunk_count", "layout", "received",  # flow.js, resumable.js, uid
+)
+_UNSET: tuple[object, ...] = (None, "", [])
+
 
 @dataclass
 class UploadRecord:
@@ -66,5 +75,9 @@ class UploadRecord:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> UploadRecord:
+        """The record ``to_json`` gave, or one an earlier release saved (see ``_FLAT_STATE``)."""
         known = {name for name in cls.__dataclass_fields__}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        record = cls(**{key: value for key, value in data.items() if key in known})
+        flat = {key: data[key] for key in _FLAT_STATE if data.get(key) not in _UNSET}
+        record.state = {**flat, **record.state}
+        return record
