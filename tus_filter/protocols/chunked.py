@@ -3,9 +3,9 @@
 flow.js, resumable.js and the uid protocol all cut a file of ``total`` bytes
 into ``count`` chunks of ``chunk_size`` bytes, the last one taking the rest
 (:class:`~tus_filter.storage.ChunkLayout`; the uid protocol accepts any
-:class:`UniformCut`), and keep the same state of an upload
-(:class:`ChunkState`).  What a chunk teaches about the layout is pinned in the
-record under the lock (:meth:`ChunkStore.pin`).  Chunks are written without
+:class:`UniformCut`), and keep the same state of an upload in its record
+(:class:`ChunkState`).  What a chunk teaches about the layout is pinned there
+under the lock (:meth:`ChunkStore.pin`).  Chunks are written without
 the upload's lock (``DataStore.write_chunk``: on disk straight into the
 file at their offset, so parallel chunks really run in parallel), and
 counted, under the lock, only after they were stored completely with
@@ -63,11 +63,11 @@ def check_filename(value: str, name: str) -> None:
 class ChunkState:
     """What the chunk protocols keep of an upload, in ``UploadRecord.state``.
 
-    ``chunk_size`` and ``chunk_count`` once known (the uid protocol learns
-    the size from a chunk, flow.js and resumable.js the count once
-    ``layout`` is known: ``"floor"`` or ``"ceil"``, how the last chunk is
-    sized).  ``received`` is a base64 bitmap of the counted chunks, bit ``i``
-    for chunk ``i`` (0-based).  :meth:`of` reads it from a record,
+    ``chunk_size`` and ``chunk_count``, once known: the uid protocol may
+    learn the size from a chunk, flow.js and resumable.js learn the count
+    with ``layout`` (``"floor"`` or ``"ceil"``: how the last chunk is sized).
+    ``received`` is a base64 bitmap of the counted chunks, bit ``i`` for
+    chunk ``i`` (0-based).  :meth:`of` reads the state from a record,
     :meth:`store` writes it back (the caller saves the record).
     """
 
@@ -320,7 +320,7 @@ class ChunkStore:
     def _finish_or_save(
         self, record: UploadRecord, state: ChunkState, layout: ChunkLayout
     ) -> ChunkResult:
-        """``state``: ``record``'s, as stored in it."""
+        """``state`` is ``record``'s, already stored in it."""
         self.protocol.touch(record)
         if state.chunks_received() == state.chunk_count:
             # Wait for re-sent chunks still being written: the file is final from here on.
