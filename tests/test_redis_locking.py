@@ -10,12 +10,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from multiprocessing.synchronize import Event
+from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.support.lockers import LockerBackend
-from tus_filter.errors import UploadLocked
+from tests.support.services import RedisServer
+from tus_filter.errors import StorageUnavailable, UploadLocked
 from tus_filter.redis_locking import RedisLocker
 
 KEY = "ab" * 16
@@ -144,3 +148,59 @@ def test_releases_leave_no_keys(
     with locker.hold(KEY, shared=True), locker.hold(KEY, shared=True):
         pass
     assert client.keys(f"{redis_namespace}:*") == []
+
+
+# -- Redis down ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, to stop."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_client(own_server: RedisServer) -> Iterator[redis.Redis]:
+    """A client of ``own_server`` that fails at once instead of retrying (a faster test)."""
+    client = redis.Redis.from_url(own_server.url, retry=Retry(NoBackoff(), 0))
+    yield client
+    client.close()
+
+
+def test_a_holder_sees_redis_go_away_at_its_next_look(
+    own_server: RedisServer, own_client: redis.Redis
+) -> None:
+    """Long before the watchdog's next renewal (a TTL of ten seconds)."""
+    locker = RedisLocker(own_client, namespace="t", timeout=1)
+    with locker.hold(KEY) as lock:
+        own_server.stop()
+        assert _until(lock.release_requested) < 0.5
+        assert lock.lost()
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_a_renewal_while_redis_is_down_loses_the_lock(
+    own_server: RedisServer, own_client: redis.Redis, shared: bool
+) -> None:
+    locker = RedisLocker(own_client, namespace="t", timeout=1, ttl=1.0)
+    with locker.hold(KEY, shared=shared) as lock:
+        own_server.stop()
+        assert _until(lock.lost) < 0.8  # the renewal failed; the TTL has not run out
+        assert lock.release_requested()
+    # Leaving the hold raised nothing: the release is only logged.
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["exclusive", "shared"])
+def test_no_lock_while_redis_is_down(
+    own_server: RedisServer, own_client: redis.Redis, shared: bool
+) -> None:
+    locker = RedisLocker(own_client, namespace="t", timeout=1)
+    own_server.stop()
+    with pytest.raises(StorageUnavailable), locker.hold(KEY, shared=shared):
+        pass
+    own_server.start()
+    with locker.hold(KEY, shared=shared, timeout=0):
+        pass
