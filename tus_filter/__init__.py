@@ -7,6 +7,7 @@ Architecture, outside in::
     protocols.*           strategies (ietf, tus, uid, flowjs, resumablejs): parse, validate, answer
     storage.Storage       records + data files written at offsets, expiry (no HTTP in it)
     locking.FileLocker    per-upload flock locks, shared by threads and processes
+                          (redis_locking.RedisLocker: the same across hosts)
     handoff               calls the app once per completed upload, merges its answer
 
 Errors are one hierarchy (:mod:`tus_filter.errors`) rendered by each protocol
