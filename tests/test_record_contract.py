@@ -178,6 +178,16 @@ def test_namespaces_do_not_share_records(redis_url: str, redis_records: RedisRec
         elsewhere.create(record())  # no UploadExists
 
 
+def test_a_client_that_decodes_replies_works_alike(
+    redis_url: str, redis_namespace: str
+) -> None:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as client:
+        store = RedisRecords(client, namespace=redis_namespace)
+        store.create(record(filename="ü.txt"))
+        assert store.load(ID).filename == "ü.txt"
+        assert list(store.ids()) == [ID]
+
+
 @pytest.mark.parametrize(
     "operation",
     [

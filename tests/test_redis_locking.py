@@ -239,3 +239,12 @@ def test_nothing_is_saved_under_a_lost_lock(
             storage.save(loaded)
     assert storage.load(KEY).offset == 4
 
+
+
+def test_a_client_that_decodes_replies_works_alike(redis_url: str, redis_namespace: str) -> None:
+    with redis.Redis.from_url(redis_url, decode_responses=True) as text_client:
+        locker = RedisLocker(text_client, namespace=redis_namespace, timeout=0, ttl=TTL)
+        with locker.hold(KEY) as lock:
+            with pytest.raises(UploadLocked), locker.hold(KEY, request_release=True):
+                pass
+            assert _until(lock.release_requested) < 0.3
