@@ -42,10 +42,28 @@ def imports_of(path: Path, *, nested: bool = False) -> list[tuple[int, str]]:
     return found
 
 
-def third_party_distributions(*, nested: bool = False) -> set[str]:
+# Optional backends: modules that only the backend factory imports (when
+# configured), each with the extra that installs its client library.
+BACKEND_MODULES = {
+    "redis_errors.py": "redis",
+    "redis_locking.py": "redis",
+    "storage/redis.py": "redis",
+}
+
+
+def core_modules() -> list[Path]:
+    return [
+        path for path in PACKAGE.rglob("*.py")
+        if path.relative_to(PACKAGE).as_posix() not in BACKEND_MODULES
+    ]
+
+
+def third_party_distributions(
+    *, nested: bool = False, paths: list[Path] | None = None
+) -> set[str]:
     distributions = packages_distributions()
     names: set[str] = set()
-    for path in PACKAGE.rglob("*.py"):
+    for path in core_modules() if paths is None else paths:
         for level, module in imports_of(path, nested=nested):
             top = module.split(".")[0]
             if level or top in sys.stdlib_module_names or top in ("_typeshed", "tus_filter"):
@@ -68,6 +86,26 @@ def setup_cfg() -> configparser.ConfigParser:
 def test_install_requires_is_what_the_package_imports() -> None:
     install_requires = requirements(setup_cfg()["options"]["install_requires"])
     assert install_requires == third_party_distributions() == {"webob", "multipart"}
+
+
+def test_backend_modules_import_their_extras_clients() -> None:
+    extras = setup_cfg()["options.extras_require"]
+    for module, extra in BACKEND_MODULES.items():
+        imported = third_party_distributions(paths=[PACKAGE / module])
+        assert imported <= requirements(extras[extra]), module
+
+
+def test_the_package_imports_without_the_backends_clients() -> None:
+    clients = {requirement for extra in set(BACKEND_MODULES.values())
+               for requirement in requirements(setup_cfg()["options.extras_require"][extra])}
+    without = "import sys\n" + "".join(
+        f"sys.modules[{name!r}] = None\n" for name in sorted(clients)
+    ) + "import tus_filter, tus_filter.backends, tus_filter.storage, tus_filter.paste\n"
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", without],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def test_imports_inside_functions_are_the_paste_extra() -> None:
