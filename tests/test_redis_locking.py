@@ -21,8 +21,6 @@ from tests.support.lockers import LockerBackend
 from tests.support.services import RedisServer
 from tus_filter.errors import StorageUnavailable, UploadLocked
 from tus_filter.redis_locking import RedisLocker
-from tus_filter.storage import FileData, StaleRecord, Storage, UploadRecord
-from tus_filter.storage.redis import RedisRecords
 
 KEY = "ab" * 16
 TTL = 0.5
@@ -206,39 +204,6 @@ def test_no_lock_while_redis_is_down(
     own_server.start()
     with locker.hold(KEY, shared=shared, timeout=0):
         pass
-
-
-# -- with the Storage facade ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def storage(tmp_path: Path, client: redis.Redis, redis_namespace: str) -> Storage:
-    return Storage(
-        RedisRecords(client, namespace=redis_namespace),
-        FileData(str(tmp_path)),
-        RedisLocker(client, namespace=redis_namespace, timeout=1, ttl=TTL),
-        valid_duration=60,
-    )
-
-
-def test_nothing_is_saved_under_a_lost_lock(
-    storage: Storage, client: redis.Redis, redis_namespace: str
-) -> None:
-    upload = UploadRecord(upload_id=KEY, protocol="tus", length=10)
-    storage.create(upload)
-    with storage.lock(KEY) as lock:
-        loaded = storage.load(KEY)
-        client.delete(f"{redis_namespace}:lock:{KEY}")  # expired under a stalled holder
-        _until(lock.lost, within=TTL)
-        with storage.lock(KEY, timeout=0):  # the next holder moves the upload on
-            newer = storage.load(KEY)
-            newer.offset = 4
-            storage.save(newer)
-        loaded.offset = 2
-        with pytest.raises(StaleRecord):
-            storage.save(loaded)
-    assert storage.load(KEY).offset == 4
-
 
 
 def test_a_client_that_decodes_replies_works_alike(redis_url: str, redis_namespace: str) -> None:
