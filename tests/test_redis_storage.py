@@ -57,3 +57,10 @@ def test_nothing_is_saved_under_a_lost_lock(
             storage.save(loaded)
     assert storage.load(ID).offset == 4
 
+
+def test_a_deleted_upload_leaves_no_directory(storage: Storage, tmp_path: Path) -> None:
+    """The data store removes the upload's directory when no record file shares it."""
+    storage.create(UploadRecord(upload_id=ID, protocol="tus", length=10))
+    with storage.lock(ID) as lock:
+        storage.delete(ID, lock)
+    assert not (tmp_path / "uploads" / ID[:2] / ID).exists()

@@ -311,6 +311,13 @@ class FileData(DataStore):
     def discard(self, record: UploadRecord) -> None:
         with suppress(FileNotFoundError):
             os.unlink(self._data(record))
+        # The directory goes with the bytes, unless a record file still shares
+        # it (FileRecords deletes it with the record; other records live elsewhere).
+        try:
+            os.rmdir(self._paths.dir(record.upload_id))
+        except OSError as error:
+            if error.errno not in (errno.ENOENT, errno.ENOTEMPTY):
+                raise
 
     def sweep(self, known: Callable[[str], bool], max_age: float) -> int:
         deleted = 0
