@@ -12,10 +12,8 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
-from tests.support.services import RedisServer
+from tests.support.redis_faults import FAULTS, broken_redis
 from tus_filter.errors import StorageUnavailable, UploadNotFound
 from tus_filter.storage import FileRecords, RecordStore, StaleRecord, UploadExists, UploadRecord
 from tus_filter.storage.redis import RedisRecords
@@ -202,14 +200,24 @@ def test_a_client_that_decodes_replies_works_alike(
 def test_redis_down_is_unavailable(
     tmp_path: Path, operation: Callable[[RedisRecords], object]
 ) -> None:
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        with redis.Redis.from_url(server.url, retry=Retry(NoBackoff(), 0)) as client:
-            store = RedisRecords(client, namespace="t")
-            store.create(record())
-            server.stop()
-            with pytest.raises(StorageUnavailable):
-                operation(store)
-    finally:
-        server.stop()
+    with broken_redis(tmp_path, "stopped", _stored) as client, pytest.raises(StorageUnavailable):
+        operation(RedisRecords(client, namespace="t"))
+
+
+def _stored(client: redis.Redis) -> None:
+    RedisRecords(client, namespace="t").create(record())
+
+
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+@pytest.mark.parametrize(
+    "write",
+    [
+        pytest.param(lambda store: store.create(record(OTHER)), id="create"),
+        pytest.param(lambda store: store.save(store.load(ID)), id="save"),
+    ],
+)
+def test_a_write_redis_refuses_is_unavailable(
+    tmp_path: Path, write: Callable[[RedisRecords], object], fault: str
+) -> None:
+    with broken_redis(tmp_path, fault, _stored) as client, pytest.raises(StorageUnavailable):
+        write(RedisRecords(client, namespace="t"))

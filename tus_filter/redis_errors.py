@@ -9,9 +9,15 @@ import redis.exceptions
 
 from .errors import StorageUnavailable
 
-# What a client may retry: Redis is down, restarting, unreachable or slow.
-# (redis-py counts authentication and "loading" errors as connection errors.)
-TRANSIENT = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+# What a client may retry: Redis is down, restarting, unreachable or slow
+# (redis-py counts authentication and "loading" errors as connection errors),
+# in a failover (the node turned replica refuses writes), or out of memory.
+TRANSIENT = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+)
 
 
 @contextmanager
