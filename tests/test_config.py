@@ -92,6 +92,100 @@ def test_bad_keyword_options_fail_at_construction(
         TusFilter(hello_app, tmp_file_dir=str(tmp_path), **kwargs)
 
 
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"storage": "disk"}, "tus_filter: storage: 'disk' expected file or s3://",
+                     id="storage-unknown"),
+        pytest.param({"storage": "S3://bucket"}, "storage: 'S3://bucket' expected file or s3://",
+                     id="storage-scheme-is-lowercase"),
+        pytest.param({"storage": "s3://My_Bucket/x", "redis_url": REDIS},
+                     "storage: 's3://My_Bucket/x' bucket names are 3-63", id="bucket-uppercase"),
+        pytest.param({"storage": "s3://ab", "redis_url": REDIS}, "storage: 's3://ab' bucket names",
+                     id="bucket-too-short"),
+        pytest.param({"storage": "s3:///prefix", "redis_url": REDIS},
+                     "storage: 's3:///prefix' bucket", id="bucket-missing"),
+        pytest.param({"storage": "s3://bucket/a//b", "redis_url": REDIS},
+                     "storage: 's3://bucket/a//b' the prefix must be", id="prefix-empty-segment"),
+        pytest.param({"storage": "s3://bucket/a b", "redis_url": REDIS},
+                     "storage: 's3://bucket/a b' the prefix must be", id="prefix-with-space"),
+        pytest.param({"storage": "s3://bucket/uploads"},
+                     "tus_filter: redis_url: required with storage = s3://bucket/uploads",
+                     id="s3-requires-redis"),
+        pytest.param({"redis_url": "http://127.0.0.1:6379"},
+                     "redis_url: 'http://127.0.0.1:6379' expected redis://host or rediss://host",
+                     id="redis-scheme"),
+        pytest.param({"redis_url": "redis://"}, "redis_url: 'redis://' expected redis://host",
+                     id="redis-without-host"),
+        pytest.param({"redis_url": "redis://127.0.0.1:port/0"},
+                     "redis_url: 'redis://127.0.0.1:port/0' is not a URL", id="redis-port"),
+        pytest.param({"redis_url": "redis://127.0.0.1/zero"},
+                     "redis_url: 'redis://127.0.0.1/zero' names no database", id="redis-database"),
+        pytest.param({"redis_url": "redis://:hunter2@127.0.0.1/zero"},
+                     r"redis_url: 'redis://:\*\*\*@127.0.0.1/zero' names no database",
+                     id="redis-password-not-shown"),
+        pytest.param({"storage": "s3://bucket", "redis_url": REDIS,
+                      "s3_endpoint_url": "127.0.0.1:9000"},
+                     "s3_endpoint_url: '127.0.0.1:9000' expected http://host or https://host",
+                     id="endpoint-without-scheme"),
+        pytest.param({"storage": "s3://bucket", "redis_url": REDIS,
+                      "s3_endpoint_url": "http://key:secret@127.0.0.1:9000"},
+                     "s3_endpoint_url: .* must not hold credentials", id="endpoint-credentials"),
+        pytest.param({"s3_endpoint_url": "http://127.0.0.1:9000"},
+                     "s3_endpoint_url: 'http://127.0.0.1:9000' is only for storage = s3://",
+                     id="endpoint-without-s3"),
+        pytest.param({"storage": "s3://bucket", "redis_url": REDIS, "s3_region": "eu west"},
+                     "s3_region: 'eu west' expected a region name", id="region-name"),
+        pytest.param({"s3_region": "eu-west-1"}, "s3_region: 'eu-west-1' is only for storage = s3",
+                     id="region-without-s3"),
+    ],
+)
+def test_bad_backend_options_fail_at_construction(
+    tmp_path: Path, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message) as failed:
+        TusFilter(hello_app, tmp_file_dir=str(tmp_path), **kwargs)
+    assert "hunter2" not in str(failed.value) and "secret@" not in str(failed.value)
+
+
+@pytest.mark.parametrize(
+    ("storage", "normalised", "location"),
+    [
+        pytest.param("file", "file", None, id="file"),
+        pytest.param("s3://bucket/uploads", "s3://bucket/uploads", ("bucket", "uploads"),
+                     id="bucket-and-prefix"),
+        pytest.param("s3://bucket/a/b/", "s3://bucket/a/b", ("bucket", "a/b"),
+                     id="trailing-slash-dropped"),
+        pytest.param("s3://bucket", "s3://bucket", ("bucket", ""), id="no-prefix"),
+        pytest.param("s3://bucket/", "s3://bucket", ("bucket", ""), id="empty-prefix"),
+        pytest.param("s3://my.bucket-1//up", "s3://my.bucket-1/up", ("my.bucket-1", "up"),
+                     id="leading-slash-dropped"),
+    ],
+)
+def test_storage_locations(storage: str, normalised: str, location: tuple[str, str] | None) -> None:
+    settings = Settings(storage=storage, redis_url=REDIS)
+    assert settings.storage == normalised
+    assert settings.s3_location == location
+
+
+def test_backend_options_in_ini() -> None:
+    assert options_from_strings({
+        "storage": " s3://bucket/up ", "s3_endpoint_url": " http://127.0.0.1:9000 ",
+        "s3_region": "", "redis_url": "rediss://cache.example:6380/2",
+    }) == {
+        "storage": "s3://bucket/up", "s3_endpoint_url": "http://127.0.0.1:9000",
+        "s3_region": None, "redis_url": "rediss://cache.example:6380/2",
+    }
+
+
+def test_redis_password_stays_out_of_repr() -> None:
+    settings = Settings(redis_url="redis://:hunter2@127.0.0.1:6379/0")
+    assert "hunter2" not in repr(settings)
+
+
 def test_defaults_are_the_documented_ones() -> None:
     settings = Settings()
     assert settings.upload_path == "/files"
@@ -107,6 +201,11 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.scope is remote_user
     assert settings.bind_to_scope is False
     assert settings.cleanup_interval is None
+    assert settings.storage == "file"
+    assert settings.s3_location is None
+    assert settings.s3_endpoint_url is None
+    assert settings.s3_region is None
+    assert settings.redis_url is None
 
 
 @pytest.mark.parametrize(

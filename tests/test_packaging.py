@@ -1,10 +1,13 @@
 """The package depends on what it imports, and the glue imports the core, never the reverse.
 
-``install_requires`` must name exactly the distributions whose modules
-``tus_filter/`` imports at module level.  An import inside a function (the
-cleanup command's PasteDeploy) must belong to an extra, and its absence is
-reported by naming the extra.  ``egg:tus_filter#main`` is loaded from every
-ini in ``test_examples.py`` and ``test_config.py``.
+``install_requires`` must name exactly the distributions that the *core*
+imports at module level: the modules that ``import tus_filter`` (or the Paste
+factory, or the CLI) loads.  The backends for S3 and Redis are imported
+inside functions only, when settings ask for them (``tus_filter.backends``):
+their modules, and every import inside a function (the cleanup command's
+PasteDeploy), must belong to an extra, and a missing one is reported by
+naming the extra.  ``egg:tus_filter#main`` is loaded from every ini in
+``test_examples.py`` and ``test_config.py``.
 """
 
 from __future__ import annotations
@@ -14,67 +17,110 @@ import configparser
 import re
 import subprocess
 import sys
-from importlib.metadata import packages_distributions
+from dataclasses import dataclass, field
+from importlib.metadata import packages_distributions, requires
 from pathlib import Path
 
 from tests.support import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "tus_filter"
+ENTRY_POINTS = ("tus_filter", "tus_filter.paste", "tus_filter.cli", "tus_filter.__main__")
 
 
-def imports_of(path: Path, *, nested: bool = False) -> list[tuple[int, str]]:
-    """``(level, module)`` for each import statement in ``path`` (level 0: absolute).
+@dataclass
+class Module:
+    """One module of the package and what it imports (absolute names)."""
 
-    Module-level statements (``if TYPE_CHECKING:`` blocks included), or with
-    ``nested`` only those inside functions.
-    """
-    tree = ast.parse(path.read_text(), str(path))
-    top = {id(node) for node in tree.body}
-    top |= {id(node) for block in tree.body if isinstance(block, ast.If) for node in block.body}
-    found: list[tuple[int, str]] = []
-    for node in ast.walk(tree):
-        if (id(node) in top) == nested:
-            continue
-        if isinstance(node, ast.Import):
-            found.extend((0, alias.name) for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            found.append((node.level, node.module or ""))
+    name: str
+    runtime: set[str] = field(default_factory=set)  # at module level, run on import
+    typing: set[str] = field(default_factory=set)  # in ``if TYPE_CHECKING:`` blocks
+    nested: set[str] = field(default_factory=set)  # inside functions
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = Module(module_name(path))
+        package = module.name if path.name == "__init__.py" else module.name.rpartition(".")[0]
+        tree = ast.parse(path.read_text(), str(path))
+        typing_blocks = {
+            id(node) for block in tree.body
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for node in ast.walk(block)
+        }
+        top_level = {id(node) for node in ast.walk(tree)} - {
+            id(node) for function in ast.walk(tree)
+            if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for node in ast.walk(function)
+        }
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            if id(node) in typing_blocks:
+                bucket = module.typing
+            elif id(node) in top_level:
+                bucket = module.runtime
+            else:
+                bucket = module.nested
+            bucket.update(absolute_imports(node, package))
+        found[module.name] = module
     return found
 
 
-# Optional backends: modules that only the backend factory imports (when
-# configured), each with the extra that installs its client library.
-BACKEND_MODULES = {
-    "redis_errors.py": "redis",
-    "redis_locking.py": "redis",
-    "storage/redis.py": "redis",
-}
+def absolute_imports(node: ast.Import | ast.ImportFrom, package: str) -> set[str]:
+    """The modules ``node`` imports, relative ones resolved; ``from x import y`` may name x.y."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    base = node.module or ""
+    if node.level:
+        anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+        base = ".".join([*anchor, base] if base else anchor)
+    return {base} | {f"{base}.{alias.name}" for alias in node.names}
 
 
-def core_modules() -> list[Path]:
-    return [
-        path for path in PACKAGE.rglob("*.py")
-        if path.relative_to(PACKAGE).as_posix() not in BACKEND_MODULES
-    ]
+def core_modules(graph: dict[str, Module]) -> set[str]:
+    """Every package module that importing an entry point runs."""
+    core: set[str] = set()
+    pending = list(ENTRY_POINTS)
+    while pending:
+        name = pending.pop()
+        if name in core or name not in graph:
+            continue
+        core.add(name)
+        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+        pending.extend([*parents, *graph[name].runtime])
+    return core
 
 
-def third_party_distributions(
-    *, nested: bool = False, paths: list[Path] | None = None
-) -> set[str]:
+def distributions_of(names: set[str]) -> set[str]:
     distributions = packages_distributions()
-    names: set[str] = set()
-    for path in core_modules() if paths is None else paths:
-        for level, module in imports_of(path, nested=nested):
-            top = module.split(".")[0]
-            if level or top in sys.stdlib_module_names or top in ("_typeshed", "tus_filter"):
-                continue
-            names.update(name.lower() for name in distributions[top])
-    return names
+    found: set[str] = set()
+    for name in names:
+        top = name.split(".")[0]
+        if top in sys.stdlib_module_names or top in ("_typeshed", "tus_filter"):
+            continue
+        found.update(distribution.lower() for distribution in distributions[top])
+    return found
 
 
 def requirements(lines: str) -> set[str]:
     return {re.split(r"[\s<>=!~;\[]", line.strip(), maxsplit=1)[0].lower()
             for line in lines.strip().splitlines()}
+
+
+def with_dependencies(distributions: set[str]) -> set[str]:
+    """``distributions`` and what they require (boto3 brings botocore)."""
+    return distributions | {
+        name for distribution in distributions
+        for name in requirements("\n".join(
+            line for line in requires(distribution) or [] if "extra ==" not in line
+        ) or distribution)
+    }
 
 
 def setup_cfg() -> configparser.ConfigParser:
@@ -83,34 +129,59 @@ def setup_cfg() -> configparser.ConfigParser:
     return config
 
 
-def test_install_requires_is_what_the_package_imports() -> None:
+def extra(name: str) -> set[str]:
+    return requirements(setup_cfg()["options.extras_require"][name])
+
+
+def test_install_requires_is_what_the_core_imports() -> None:
+    graph = modules()
+    core = core_modules(graph)
+    imported = distributions_of(set().union(*(graph[name].runtime for name in core)))
     install_requires = requirements(setup_cfg()["options"]["install_requires"])
-    assert install_requires == third_party_distributions() == {"webob", "multipart"}
+    assert install_requires == imported == {"webob", "multipart"}
 
 
-def test_backend_modules_import_their_extras_clients() -> None:
-    extras = setup_cfg()["options.extras_require"]
-    for module, extra in BACKEND_MODULES.items():
-        imported = third_party_distributions(paths=[PACKAGE / module])
-        assert imported <= requirements(extras[extra]), module
+# What tus_filter.backends imports when settings ask for it, by the extra that installs it.
+BACKENDS = {
+    "redis": ("tus_filter.redis_locking", "tus_filter.storage.redis"),
+    "s3": ("tus_filter.redis_locking", "tus_filter.storage.redis", "tus_filter.storage.s3"),
+}
 
 
-def test_the_package_imports_without_the_backends_clients() -> None:
-    clients = {requirement for extra in set(BACKEND_MODULES.values())
-               for requirement in requirements(setup_cfg()["options.extras_require"][extra])}
-    without = "import sys\n" + "".join(
-        f"sys.modules[{name!r}] = None\n" for name in sorted(clients)
-    ) + "import tus_filter, tus_filter.backends, tus_filter.storage, tus_filter.paste\n"
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", without],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
-    )
-    assert done.returncode == 0, done.stderr
+def loaded_by(graph: dict[str, Module], names: tuple[str, ...]) -> set[str]:
+    """The modules that importing ``names`` runs, beyond the core."""
+    core = core_modules(graph)
+    found: set[str] = set()
+    pending = [name for name in names if name in graph]
+    while pending:
+        name = pending.pop()
+        if name not in found and name not in core:
+            found.add(name)
+            pending.extend(module for module in graph[name].runtime if module in graph)
+    return found
 
 
-def test_imports_inside_functions_are_the_paste_extra() -> None:
-    paste = requirements(setup_cfg()["options.extras_require"]["paste"])
-    assert third_party_distributions(nested=True) <= paste == {"pastedeploy"}
+def test_backends_import_only_what_their_extra_installs() -> None:
+    """``pip install 'tus_filter[redis]'`` suffices for ``redis_url``, ``[s3]`` for ``s3://``."""
+    graph = modules()
+    for name, backend in BACKENDS.items():
+        imported = set().union(*(graph[module].runtime for module in loaded_by(graph, backend)))
+        assert distributions_of(imported) <= with_dependencies(extra(name)), name
+    assert extra("redis") <= extra("s3")
+
+
+def test_every_optional_module_belongs_to_a_backend() -> None:
+    graph = modules()
+    optional = set(graph) - core_modules(graph)
+    assert optional <= loaded_by(graph, BACKENDS["s3"])
+
+
+def test_imports_inside_functions_and_for_typing_belong_to_an_extra() -> None:
+    graph = modules()
+    lazy = set().union(*(graph[name].nested | graph[name].typing for name in graph))
+    allowed = with_dependencies(extra("paste") | extra("s3")) | {"webob", "multipart"}
+    assert distributions_of(lazy) <= allowed
+    assert "pastedeploy" in distributions_of(lazy)  # the cleanup command's loadapp()
 
 
 def test_cleanup_command_without_pastedeploy_names_the_extra(tmp_path: Path) -> None:
@@ -130,9 +201,33 @@ def test_cleanup_command_without_pastedeploy_names_the_extra(tmp_path: Path) -> 
 
 def test_settings_do_not_import_the_wsgi_edge() -> None:
     """config.py is the core's settings; filter.py and paste.py are glue over it."""
-    modules = {module for _, module in imports_of(PACKAGE / "config.py")}
-    assert not modules & {"filter", "paste", "handler"}
-    assert "paste" not in {module for _, module in imports_of(PACKAGE / "filter.py")}
+    graph = modules()
+    config, edge = graph["tus_filter.config"], graph["tus_filter.filter"]
+    assert not (config.runtime | config.typing) & {
+        "tus_filter.filter", "tus_filter.paste", "tus_filter.handler"
+    }
+    assert "tus_filter.paste" not in edge.runtime | edge.typing
+
+
+def test_the_core_runs_without_boto3_and_redis(tmp_path: Path) -> None:
+    """A file-storage filter never needs them; an S3 one names the extra to install."""
+    script = (
+        "import sys\n"
+        "for name in ('boto3', 'botocore', 'redis'): sys.modules[name] = None\n"
+        "from tus_filter import ConfigError, TusFilter\n"
+        "TusFilter(lambda environ, start: [], tmp_file_dir=sys.argv[1])\n"
+        "try:\n"
+        "    TusFilter(lambda environ, start: [], tmp_file_dir=sys.argv[1],\n"
+        "              storage='s3://bucket/uploads', redis_url='redis://127.0.0.1:1/0')\n"
+        "except ConfigError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script, str(tmp_path)],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pip install 'tus_filter[s3]'" in done.stdout
 
 
 def test_every_extra_is_in_the_install_section() -> None:

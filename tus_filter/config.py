@@ -13,9 +13,10 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .protocols import PROTOCOLS
@@ -31,6 +32,60 @@ ScopeHook = Callable[[dict[str, Any]], str]
 def remote_user(environ: dict[str, Any]) -> str:
     """The default ``scope``: ``REMOTE_USER``, or ``""`` for an anonymous request."""
     return str(environ.get("REMOTE_USER") or "")
+
+
+class S3Location(NamedTuple):
+    """Where ``storage = s3://bucket/prefix`` keeps uploads; ``prefix`` has no outer ``/``."""
+
+    bucket: str
+    prefix: str
+
+
+def parse_storage(value: str) -> S3Location | None:
+    """``"file"`` → ``None``; ``"s3://bucket/a/b/"`` → ``S3Location("bucket", "a/b")``.
+
+    Raises ``ValueError`` saying why for anything else: bucket names follow
+    S3's rules (3 to 63 lowercase letters, digits, dots and hyphens, which
+    every S3-compatible server accepts), and a prefix has no empty segment.
+    """
+    if value == "file":
+        return None
+    scheme, _, rest = value.partition("://")
+    if scheme != "s3":
+        raise ValueError("expected file or s3://bucket/prefix")
+    bucket, _, prefix = rest.partition("/")
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+        raise ValueError("bucket names are 3-63 lowercase letters, digits, '.' and '-'")
+    prefix = prefix.strip("/")
+    if "//" in prefix or not prefix.isprintable() or any(c in prefix for c in "?#\\ "):
+        raise ValueError("the prefix must be a plain key prefix such as uploads/tus")
+    return S3Location(bucket, prefix)
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> None:
+    """Raise ``ValueError`` unless ``value`` is a ``scheme://host[:port][/path]`` URL."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("is not a URL") from None
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"expected {' or '.join(s + '://host' for s in schemes)}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password (``redis://:secret@host``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 MAX_CLEANUP_INTERVAL = 600.0  # seconds: the longest default gap between two sweeps
@@ -57,6 +112,12 @@ class Settings:
     scope: ScopeHook = remote_user
     # tus, draft and uid ids are capabilities; binding also requires the creator's scope.
     bind_to_scope: bool = False
+    storage: str = "file"  # or s3://bucket/prefix, normalised to no trailing "/"
+    s3_endpoint_url: str | None = None  # a non-AWS server; None: AWS, from the region
+    s3_region: str | None = None  # None: boto3's own (AWS_DEFAULT_REGION, profile)
+    # Locks and records in Redis: required with s3, for several hosts on one NFS with file.
+    # Left out of repr(): it may hold a password.
+    redis_url: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         path = self.upload_path.rstrip("/")
@@ -86,6 +147,50 @@ class Settings:
         for hook in ("on_create", "on_terminate", "scope"):
             if getattr(self, hook) is not None and not callable(getattr(self, hook)):
                 _fail(hook, getattr(self, hook), "must be callable")
+        self._check_backends()
+
+    def _check_backends(self) -> None:
+        try:
+            location = parse_storage(self.storage)
+        except ValueError as error:
+            _fail("storage", self.storage, str(error))
+        if location is not None:
+            storage = f"s3://{location.bucket}/{location.prefix}".rstrip("/")
+            object.__setattr__(self, "storage", storage)
+        if self.s3_endpoint_url is not None:
+            shown = redacted(self.s3_endpoint_url)
+            try:
+                check_url(self.s3_endpoint_url, ("http", "https"))
+            except ValueError as error:
+                _fail("s3_endpoint_url", shown, str(error))
+            if urlsplit(self.s3_endpoint_url).username is not None:
+                _fail("s3_endpoint_url", shown,
+                      "must not hold credentials (boto3 finds them: environment, profile, role)")
+        if self.s3_region is not None and not re.fullmatch(r"[A-Za-z0-9-]+", self.s3_region):
+            _fail("s3_region", self.s3_region, "expected a region name such as eu-west-1")
+        if location is None and self.s3_endpoint_url is not None:
+            _fail("s3_endpoint_url", redacted(self.s3_endpoint_url),
+                  "is only for storage = s3://bucket/prefix")
+        if location is None and self.s3_region is not None:
+            _fail("s3_region", self.s3_region, "is only for storage = s3://bucket/prefix")
+        if self.redis_url is not None:
+            try:
+                check_url(self.redis_url, ("redis", "rediss"))
+                database = urlsplit(self.redis_url).path.strip("/")
+                if database and not (database.isascii() and database.isdigit()):
+                    raise ValueError("names no database: expected redis://host:port/0")
+            except ValueError as error:
+                _fail("redis_url", redacted(self.redis_url), str(error))
+        elif location is not None:
+            raise ConfigError(
+                f"tus_filter: redis_url: required with storage = {self.storage} "
+                "(locks and upload state of S3 uploads live in Redis)"
+            )
+
+    @property
+    def s3_location(self) -> S3Location | None:
+        """Bucket and prefix of ``storage = s3://…``; ``None`` for ``storage = file``."""
+        return parse_storage(self.storage)
 
     @property
     def expires(self) -> bool:
@@ -123,6 +228,10 @@ class Options(TypedDict, total=False):
     on_terminate: Hook | None
     scope: ScopeHook
     bind_to_scope: bool
+    storage: str
+    s3_endpoint_url: str | None
+    s3_region: str | None
+    redis_url: str | None
 
 
 def _fail(option: str, value: object, why: str) -> None:
@@ -187,6 +296,11 @@ def _seconds(value: str) -> float:
     return float(value)
 
 
+def _optional(value: str) -> str | None:
+    """An ini string; empty (``s3_region =``) means not set."""
+    return value.strip() or None
+
+
 _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "upload_path": str.strip,
     "tmp_file_dir": str.strip,
@@ -203,6 +317,10 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "on_terminate": parse_hook,
     "scope": parse_hook,
     "bind_to_scope": parse_bool,
+    "storage": str.strip,
+    "s3_endpoint_url": _optional,
+    "s3_region": _optional,
+    "redis_url": _optional,
 }
 
 

@@ -136,7 +136,7 @@ class RedisServer:
         if self._process is not None:
             return
         for _ in range(PORT_ATTEMPTS):
-            port = self.port or _free_port()
+            port = self.port or free_port()
             process = _Process(self._command(port), self.directory / "redis.log")
             if _wait_until(process, partial(_answers, port, b"PING\r\n", b"+PONG")):
                 self.port, self._process = port, process
@@ -163,7 +163,7 @@ class RedisServer:
         ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -394,6 +394,7 @@ __all__ = [
     "SeaweedS3",
     "ServiceError",
     "empty_and_delete_bucket",
+    "free_port",
     "processes_using",
     "s3_client",
 ]
