@@ -159,6 +159,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]
 
 @pytest.fixture
 def s3_client(s3_endpoint: SeaweedS3) -> Iterator[Any]:
+    s3_endpoint.start()  # in case an earlier test left it stopped
     client = make_s3_client(s3_endpoint.url)
     yield client
     client.close()
