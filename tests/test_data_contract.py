@@ -42,7 +42,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> DataStore:
 def new(
     store: DataStore, length: int | None, protocol: str = "tus", **fields: object
 ) -> UploadRecord:
-    record = UploadRecord(upload_id=os.urandom(16).hex(), protocol=protocol, length=length, **fields)  # type: ignore[arg-type]
+    record = UploadRecord(
+        upload_id=os.urandom(16).hex(), protocol=protocol, length=length, **fields  # type: ignore[arg-type]
+    )
     store.create(record)
     return record
 
