@@ -25,8 +25,9 @@ Everything the store must remember lives in ``record.data``, which the
 caller saves atomically with the offset or the chunk bitmap: the multipart
 upload id (``upload``), the part size (``part_size``), the ETags of the
 appended parts (``parts``, part ``i + 1`` at index ``i``), the pieces of the
-current part (``pieces``, ``[start, size]`` pairs) and the pieces a part
-now holds (``garbage``), deleted once a saved record says so.  A staged
+current part (``pieces``, ``[start, size]`` pairs), the pieces a part
+now holds (``garbage``), deleted once a saved record says so, and whether
+the object is complete (``assembled``).  A staged
 object is deleted only when a saved record no longer needs it, so a change
 the caller fails to save never loses a byte.
 
@@ -317,8 +318,8 @@ class S3Data(DataStore):
 
     # -- creation and appends ---------------------------------------------------------------
 
-    def _append_part_size(self, length: int | None) -> int:
-        bound = length if length is not None else (self._max_size or _OBJECT_MAX)
+    def _append_part_size(self, total: int | None) -> int:
+        bound = total if total is not None else (self._max_size or _OBJECT_MAX)
         return max(_APPEND_PART, math.ceil(bound / _PARTS_MAX))
 
     def create(self, record: UploadRecord) -> None:
@@ -455,8 +456,12 @@ class S3Data(DataStore):
         Appended: the pieces left become the last part.  Chunked: ListParts
         tells which slot parts are there with the right size; the others
         (left for assembly, or whose builder crashed) are built now.  Staged
-        objects are deleted once the object is complete.
+        objects are deleted once the object is complete.  An upload whose
+        object is complete already (concatenated, or assembled by a request
+        that could not save its record) is left as it is.
         """
+        if record.data.get("assembled"):
+            return  # concatenated, or assembled by a request whose record was saved
         size = layout.total if layout is not None else record.offset
         try:
             if size == 0:
@@ -469,6 +474,7 @@ class S3Data(DataStore):
             if not self._assembled(record, size):
                 raise
         self._delete_staged(record.upload_id)
+        record.data = {**record.data, "assembled": True}
 
     def _appended_parts(self, record: UploadRecord) -> list[str]:
         parts: list[str] = list(record.data["parts"])
@@ -539,6 +545,7 @@ class S3Data(DataStore):
         UploadPartCopy needs every copied range but the last to be at least
         5 MiB: with such sources each one is copied in ranges of at most
         5 GiB; otherwise the bytes are streamed through the spool.
+        Idempotent, like :meth:`assemble` (which does nothing after it).
         """
         sizes = []
         for source in sources:
@@ -548,23 +555,31 @@ class S3Data(DataStore):
                 raise UploadNotFound(f"partial upload {source.upload_id} is gone") from None
             sizes.append(int(answer["ContentLength"]))
         total = sum(sizes)
-        if total == 0:
-            self._complete_empty(record)
-            return 0
+        try:
+            if total == 0:
+                self._complete_empty(record)
+            else:
+                self._complete(record, self._concatenated_parts(record, sources, sizes))
+        except UploadNotFound:
+            if not self._assembled(record, total):  # or an earlier call did it all
+                raise
+        record.data = {**record.data, "assembled": True}
+        return total
+
+    def _concatenated_parts(
+        self, record: UploadRecord, sources: list[UploadRecord], sizes: list[int]
+    ) -> list[str]:
         ranges = [
             (source, first, last)
             for source, size in zip(sources, sizes, strict=True)
             for first, last in _copy_ranges(size)
         ]
         if len(ranges) <= _PARTS_MAX and all(size >= _PART_MIN for size in sizes[:-1]):
-            etags = [
+            return [
                 self._copy_part(record, number, source, first, last)
                 for number, (source, first, last) in enumerate(ranges, 1)
             ]
-        else:
-            etags = self._stream_parts(record, sources, self._append_part_size(total))
-        self._complete(record, etags)
-        return total
+        return self._stream_parts(record, sources, self._append_part_size(total=sum(sizes)))
 
     def _copy_part(
         self, record: UploadRecord, number: int, source: UploadRecord, first: int, last: int
