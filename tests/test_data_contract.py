@@ -95,6 +95,30 @@ def test_empty_upload_is_an_empty_file(store: DataStore) -> None:
     assert read(store, record) == b""
 
 
+@pytest.mark.parametrize(
+    "length, sizes",
+    [
+        pytest.param(0, [], id="empty"),
+        pytest.param(PART, [PART], id="one-whole-part"),
+        pytest.param(PART + 3, [PART, 3], id="a-part-and-a-bit"),
+    ],
+)
+def test_an_append_reads_its_blocks_to_the_end(
+    store: DataStore, length: int, sizes: list[int]
+) -> None:
+    """The caller learns that a body is whole only when its reader reaches the end."""
+    ended = []
+
+    def body() -> Iterator[bytes]:
+        for size in sizes:
+            yield b"x" * size
+        ended.append(True)
+
+    record = new(store, length)
+    assert append(store, record, body()) == length
+    assert ended == [True]
+
+
 def failing_verify() -> None:
     raise ChecksumMismatch()
 

@@ -22,7 +22,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
 
-from tus_filter.errors import StorageUnavailable, UploadNotFound
+from tus_filter.errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
 from tus_filter.storage import ChunkLayout, UploadRecord
 from tus_filter.storage.s3 import S3Data, _s3_errors
 
@@ -139,6 +139,14 @@ def test_a_piece_outlives_every_record_that_needs_it(
     store.assemble(record)
     assert keys(s3_client, s3_bucket) == [f"up/{record.upload_id}"]
     assert read(store, record) == payload
+
+
+def test_bytes_beyond_the_length_add_nothing(store: S3Data) -> None:
+    record = new(store, 10)
+    before = copy.deepcopy(record)
+    with pytest.raises(PayloadTooLarge):
+        store.append(record, [b"0123456789", b"!"])
+    assert record == before
 
 
 def test_discard_leaves_the_bucket_empty(store: S3Data, s3_client: Any, s3_bucket: str) -> None:

@@ -52,7 +52,7 @@ from typing import Any, BinaryIO
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ..errors import StorageUnavailable, UploadNotFound
+from ..errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
 from .base import Capabilities, ChunkLayout, DataStore, StagedChunk, valid_id
 from .record import UploadRecord
 
@@ -359,8 +359,10 @@ class S3Data(DataStore):
                 part_end = part_start + part_size
                 if record.length is not None:
                     part_end = min(part_end, record.length)
-                if offset >= part_end:
+                if offset >= part_end:  # the upload's length: the blocks must end here
                     came = 0
+                    if next(source.take(1), None) is not None:
+                        raise PayloadTooLarge("the body is larger than the bytes remaining")
                     break
                 came = spool.write(offset - part_start, source.take(part_end - offset))
                 if offset + came < part_end:
