@@ -244,6 +244,21 @@ def test_a_chunk_of_the_wrong_size_is_never_counted(store: DataStore) -> None:
     assert read(store, record) == payload
 
 
+def test_chunk_blocks_are_read_to_the_end(store: DataStore) -> None:
+    """The caller's reader checks a chunk's body (its size, its framing) at the end."""
+    ended = []
+
+    def body() -> Iterator[bytes]:
+        yield b"x" * MIB
+        ended.append(True)
+
+    record, layout = chunked(store, 6 * MIB, MIB)
+    assert store.write_chunk(record, layout, 0, body()) == MIB
+    with store.stage(record, body()) as staged:
+        assert staged.size == MIB
+    assert ended == [True, True]
+
+
 def test_staged_bytes_placed_as_a_chunk(store: DataStore) -> None:
     payload = os.urandom(6 * MIB + 10)
     record, layout = chunked(store, len(payload), MIB)

@@ -401,7 +401,7 @@ class S3Data(DataStore):
     ) -> int:
         """Spool the chunk; store it (as its part, or staged for its slot) only if complete."""
         with self._spool() as spool:
-            came = spool.write(0, _Blocks(blocks).take(layout.size(index)))
+            came = spool.write(0, blocks)  # to their end, where the caller's reader checks them
             if came == layout.size(index):
                 self._store_chunk(record, layout, index, spool)
         return came
@@ -418,7 +418,7 @@ class S3Data(DataStore):
     @contextmanager
     def stage(self, record: UploadRecord, blocks: Iterable[bytes]) -> Iterator[StagedChunk]:
         with self._spool() as spool:
-            size = spool.write(0, _Blocks(blocks).take(_OBJECT_MAX))
+            size = spool.write(0, blocks)
             yield _StagedObject(self, record, spool, size)
 
     def chunk_counted(
