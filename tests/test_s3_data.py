@@ -162,6 +162,19 @@ def test_discard_leaves_the_bucket_empty(store: S3Data, s3_client: Any, s3_bucke
     assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
+def test_sweep_removes_a_chunk_that_arrived_after_its_upload_went(
+    store: S3Data, s3_client: Any, s3_bucket: str
+) -> None:
+    record = new(store, 6 * MIB, protocol="flow")
+    layout = ChunkLayout(total=6 * MIB, chunk_size=MIB, count=6)
+    s3_client.put_object(Bucket=s3_bucket, Key="up/.staging/not-an-id/x", Body=b"not ours")
+    store.discard(record)
+    assert store.write_chunk(record, layout, 2, blocks(os.urandom(MIB))) == MIB  # too late
+    assert store.sweep(lambda upload_id: False, max_age=3600) == 0
+    assert store.sweep(lambda upload_id: upload_id != record.upload_id, max_age=0) == 1
+    assert keys(s3_client, s3_bucket) == ["up/.staging/not-an-id/x"]
+
+
 def test_a_slot_part_is_built_when_its_last_chunk_is_counted(
     store: S3Data, s3_client: Any, s3_bucket: str
 ) -> None:

@@ -635,25 +635,42 @@ class S3Data(DataStore):
         self._delete_staged(record.upload_id)
 
     def sweep(self, known: Callable[[str], bool], max_age: float) -> int:
-        """Abort multipart uploads older than ``max_age`` whose id ``known`` denies.
+        """Delete what uploads ``known`` denies left behind, once older than ``max_age``.
 
-        Only keys ``<prefix>/<id>`` count: other objects in the bucket are
-        never touched.  Each such upload's staged objects go too.
+        Their multipart uploads (a crash between :meth:`create` and the
+        record's first save), with their staged objects, and staged objects
+        without a multipart upload (a chunk that arrived as its upload was
+        removed).  Only keys of the shape this store makes count: other
+        objects in the bucket are never touched.
         """
         cutoff = time.time() - max_age
-        swept = set()
+        swept: set[str] = set()
         for upload in list(self._pages("list_multipart_uploads", "Uploads", Prefix=self._root)):
-            upload_id = upload["Key"][len(self._root):]
-            try:
-                valid_id(upload_id)
-            except UploadNotFound:
-                continue
-            if upload["Initiated"].timestamp() > cutoff or known(upload_id):
+            upload_id = _id_or_none(upload["Key"][len(self._root) :])
+            if upload_id is None or upload["Initiated"].timestamp() > cutoff or known(upload_id):
                 continue
             self._abort(upload["UploadId"], upload_id)
             self._delete_staged(upload_id)
             swept.add(upload_id)
+        staging = f"{self._root}.staging/"
+        stale: dict[str, list[str]] = {}
+        for item in self._pages("list_objects_v2", "Contents", Prefix=staging):
+            upload_id = _id_or_none(item["Key"][len(staging) :].partition("/")[0])
+            if upload_id is not None and item["LastModified"].timestamp() <= cutoff:
+                stale.setdefault(upload_id, []).append(item["Key"])
+        for upload_id, keys in stale.items():
+            if upload_id not in swept and not known(upload_id):
+                self._delete(keys)
+                swept.add(upload_id)
         return len(swept)
+
+
+def _id_or_none(name: str) -> str | None:
+    """``name`` if it is an upload id (see :func:`valid_id`), else ``None``."""
+    try:
+        return valid_id(name)
+    except UploadNotFound:
+        return None
 
 
 def _copy_ranges(size: int) -> list[tuple[int, int]]:
