@@ -20,7 +20,14 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    IncompleteReadError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
 
 from tus_filter.errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
 from tus_filter.storage import ChunkLayout, UploadRecord
@@ -294,6 +301,11 @@ def client_error(code: str, status: int) -> ClientError:
                      id="connection-refused"),
         pytest.param(ConnectTimeoutError(endpoint_url="http://x"), StorageUnavailable,
                      id="timeout"),
+        pytest.param(ReadTimeoutError(endpoint_url="http://x"), StorageUnavailable,
+                     id="read-timeout"),
+        pytest.param(IncompleteReadError(actual_bytes=1, expected_bytes=2), StorageUnavailable,
+                     id="body-cut-short"),
+        pytest.param(NoCredentialsError(), StorageUnavailable, id="no-credentials"),
         pytest.param(client_error("EntityTooSmall", 400), ClientError,
                      id="our-own-mistake-is-a-server-fault"),
     ],

@@ -49,7 +49,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO
 
-from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import (
+    ClientError,
+    CredentialRetrievalError,
+    HTTPClientError,
+    IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from ..errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
@@ -77,7 +84,7 @@ _REFUSED = frozenset({
 # 4xx answers that mean "slow down" or "try again".
 _TRANSIENT = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "RequestThrottled", "TooManyRequests",
-    "RequestTimeout", "RequestTimeTooSkewed", "ServiceUnavailable", "InternalError",
+    "RequestTimeout", "ServiceUnavailable", "InternalError",
 })
 
 
@@ -106,7 +113,10 @@ def _s3_errors(operation: str) -> Iterator[None]:
             log.warning("S3 %s failed, answering 503: %s", operation, error)
             raise StorageUnavailable() from error
         raise
-    except (BotoConnectionError, HTTPClientError) as error:
+    except (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError) as error:
+        log.error("S3 %s has no credentials: %s", operation, error)
+        raise StorageUnavailable() from error
+    except (BotoConnectionError, HTTPClientError, IncompleteReadError) as error:
         log.warning("S3 %s failed, answering 503: %s", operation, error)
         raise StorageUnavailable() from error
 
