@@ -128,23 +128,41 @@ def test_a_retried_append_replaces_its_part(
     assert read(store, retry) == payload
 
 
+def staged(client: Any, bucket: str, record: UploadRecord) -> list[str]:
+    """The names of the upload's staged objects, without their random tokens."""
+    prefix = f"up/.staging/{record.upload_id}/"
+    return sorted(key[len(prefix) :].rsplit("-", 1)[0] for key in keys(client, bucket)
+                  if key.startswith(prefix))
+
+
 def test_a_piece_outlives_every_record_that_needs_it(
     store: S3Data, s3_client: Any, s3_bucket: str
 ) -> None:
     payload = os.urandom(2 * PART)
     record = new(store, len(payload))
     append(store, record, payload[:MIB])
-    piece = f"up/.staging/{record.upload_id}/piece-0"
-    assert keys(s3_client, s3_bucket) == [piece]
+    assert staged(s3_client, s3_bucket, record) == ["piece-0"]
+    [[_, _, piece]] = record.data["pieces"]
     append(store, record, payload[MIB : PART + 5])  # part 1 holds the piece now
     assert record.data["garbage"] == [piece]
     assert piece in keys(s3_client, s3_bucket), "deleted before a saved record dropped it"
     append(store, record, payload[PART + 5 : PART + 9])  # the record that said so was saved
-    staging = f"up/.staging/{record.upload_id}/"
-    assert keys(s3_client, s3_bucket) == [f"{staging}piece-{PART}", f"{staging}piece-{PART + 5}"]
+    assert staged(s3_client, s3_bucket, record) == [f"piece-{PART}", f"piece-{PART + 5}"]
     append(store, record, payload[PART + 9 :])
     store.assemble(record)
     assert keys(s3_client, s3_bucket) == [f"up/{record.upload_id}"]
+    assert read(store, record) == payload
+
+
+def test_a_request_that_lost_its_lock_never_overwrites_a_newer_piece(store: S3Data) -> None:
+    payload = os.urandom(PART)
+    record = new(store, len(payload))
+    append(store, record, payload[:MIB])
+    stale = copy.deepcopy(record)  # loaded by a request that stalls and loses its lock
+    append(store, record, payload[MIB : 3 * MIB])  # the newer request's record is saved
+    store.append(stale, blocks(os.urandom(MIB)))  # the stale one wakes up; its save will fail
+    append(store, record, payload[3 * MIB :])
+    store.assemble(record)
     assert read(store, record) == payload
 
 

@@ -2,9 +2,9 @@
 
 Keys below ``<prefix>/`` in the bucket::
 
-    <id>                          the assembled object (a multipart upload until then)
-    .staging/<id>/piece-<start>   appended bytes shorter than a part, from offset <start>
-    .staging/<id>/chunk-<index>   a chunk smaller than a part, until its slot's part is built
+    <id>                                 the assembled object (a multipart upload until then)
+    .staging/<id>/piece-<start>-<token>  appended bytes shorter than a part, from <start>
+    .staging/<id>/chunk-<index>          a chunk smaller than a part, until its slot is built
 
 S3 parts are immutable, at least 5 MiB (but the last) and at most 10,000 per
 upload, so bytes reach their part in two ways:
@@ -25,7 +25,7 @@ Everything the store must remember lives in ``record.data``, which the
 caller saves atomically with the offset or the chunk bitmap: the multipart
 upload id (``upload``), the part size (``part_size``), the ETags of the
 appended parts (``parts``, part ``i + 1`` at index ``i``), the pieces of the
-current part (``pieces``, ``[start, size]`` pairs), the pieces a part
+current part (``pieces``, ``[start, size, key]``), the pieces a part
 now holds (``garbage``), deleted once a saved record says so, and whether
 the object is complete (``assembled``).  A staged
 object is deleted only when a saved record no longer needs it, so a change
@@ -43,6 +43,7 @@ import io
 import logging
 import math
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -272,7 +273,9 @@ class S3Data(DataStore):
         return f"{self._root}.staging/{valid_id(upload_id)}/"
 
     def _piece_key(self, record: UploadRecord, start: int) -> str:
-        return f"{self._staging(record.upload_id)}piece-{start}"
+        # A fresh name each time: a request that lost its lock meanwhile (and
+        # cannot save its record) never overwrites a piece a newer record lists.
+        return f"{self._staging(record.upload_id)}piece-{start}-{secrets.token_hex(4)}"
 
     def _chunk_key(self, record: UploadRecord, index: int) -> str:
         return f"{self._staging(record.upload_id)}chunk-{index}"
@@ -377,20 +380,21 @@ class S3Data(DataStore):
                 came = spool.write(offset - part_start, source.take(part_end - offset))
                 if offset + came < part_end:
                     break  # the blocks ended inside the part
-                pieces: list[list[int]] = data["pieces"]
-                for start, _ in pieces:
-                    self._fetch(self._piece_key(record, start), spool, start - part_start)
+                pieces: list[list[Any]] = data["pieces"]
+                for start, _, key in pieces:
+                    self._fetch(key, spool, start - part_start)
                 number = part_start // part_size + 1
                 etag = self._upload_part(record, number, spool, part_end - part_start)
                 data["parts"] = data["parts"][: number - 1] + [etag]
-                garbage += [self._piece_key(record, start) for start, _ in pieces]
+                garbage += [key for _, _, key in pieces]
                 data["pieces"] = []
                 offset = part_end
             if verify is not None:
                 verify()
             if came:
-                self._put(self._piece_key(record, offset), spool, offset - part_start, came)
-                data["pieces"].append([offset, came])
+                key = self._piece_key(record, offset)
+                self._put(key, spool, offset - part_start, came)
+                data["pieces"].append([offset, came, key])
                 offset += came
         if garbage:
             data["garbage"] = garbage
@@ -490,12 +494,12 @@ class S3Data(DataStore):
 
     def _appended_parts(self, record: UploadRecord) -> list[str]:
         parts: list[str] = list(record.data["parts"])
-        pieces: list[list[int]] = record.data["pieces"]
+        pieces: list[list[Any]] = record.data["pieces"]
         if pieces:
-            part_start = pieces[0][0]
+            part_start: int = pieces[0][0]
             with self._spool() as spool:
-                for start, _ in pieces:
-                    self._fetch(self._piece_key(record, start), spool, start - part_start)
+                for start, _, key in pieces:
+                    self._fetch(key, spool, start - part_start)
                 part_size: int = record.data["part_size"]
                 number = part_start // part_size + 1
                 parts = parts[: number - 1]
