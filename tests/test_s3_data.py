@@ -200,6 +200,23 @@ def test_sweep_removes_a_chunk_that_arrived_after_its_upload_went(
     assert keys(s3_client, s3_bucket) == ["up/.staging/not-an-id/x"]
 
 
+def test_a_chunk_written_late_for_an_earlier_upload_of_the_same_id_is_not_used(
+    store: S3Data
+) -> None:
+    layout = ChunkLayout(total=6 * MIB, chunk_size=MIB, count=6)
+    old = new(store, 6 * MIB, protocol="flow")
+    store.discard(old)  # it expired; the client starts afresh under the same id
+    fresh = UploadRecord(upload_id=old.upload_id, protocol="flow", length=6 * MIB)
+    store.create(fresh)
+    payload = os.urandom(6 * MIB)
+    for i in range(layout.count):
+        store.write_chunk(fresh, layout, i, blocks(payload[i * MIB : (i + 1) * MIB]))
+        fresh.add_chunk(i)
+    store.write_chunk(old, layout, 0, blocks(os.urandom(MIB)))  # a slow writer of the old one
+    store.assemble(fresh, layout)
+    assert read(store, fresh) == payload
+
+
 def test_a_slot_part_is_built_when_its_last_chunk_is_counted(
     store: S3Data, s3_client: Any, s3_bucket: str
 ) -> None:

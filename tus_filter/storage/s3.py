@@ -4,7 +4,7 @@ Keys below ``<prefix>/`` in the bucket::
 
     <id>                                 the assembled object (a multipart upload until then)
     .staging/<id>/piece-<start>-<token>  appended bytes shorter than a part, from <start>
-    .staging/<id>/chunk-<index>          a chunk smaller than a part, until its slot is built
+    .staging/<id>/chunk-<index>-<tag>    a chunk smaller than a part, until its slot is built
 
 S3 parts are immutable, at least 5 MiB (but the last) and at most 10,000 per
 upload, so bytes reach their part in two ways:
@@ -39,6 +39,7 @@ errors become domain errors in :func:`_s3_errors`.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import logging
 import math
@@ -278,7 +279,11 @@ class S3Data(DataStore):
         return f"{self._staging(record.upload_id)}piece-{start}-{secrets.token_hex(4)}"
 
     def _chunk_key(self, record: UploadRecord, index: int) -> str:
-        return f"{self._staging(record.upload_id)}chunk-{index}"
+        # Named after the multipart upload too: a chunk still being written for
+        # an upload that expired and started afresh under the same id (flow.js
+        # and resumable.js ids come from the file) never lands in the new one.
+        tag = hashlib.sha256(record.data["upload"].encode()).hexdigest()[:12]
+        return f"{self._staging(record.upload_id)}chunk-{index}-{tag}"
 
     def _s3(self, operation: str, **params: Any) -> Any:
         """Call the client's ``operation`` (snake_case) on the bucket, errors mapped."""
