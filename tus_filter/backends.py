@@ -195,7 +195,7 @@ def s3_data(settings: Settings, location: S3Location) -> DataStore:
     except ConfigError:
         client.close()
         raise
-    from .storage.s3 import S3Data  # type: ignore[import-not-found, unused-ignore]
+    from .storage.s3 import S3Data
 
     os.makedirs(settings.tmp_file_dir, exist_ok=True)  # the spool, created as FileData's is
     data: DataStore = S3Data(
