@@ -9,12 +9,12 @@ listens.  Each fails at construction, or at ``loadapp()``, with a
 from __future__ import annotations
 
 import sys
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 from paste.deploy import loadapp
+from webtest import TestApp
 
 from tests.paste.apps import hello_app
 from tests.support.services import RedisServer, SeaweedS3, free_port
@@ -33,15 +33,10 @@ from tus_filter.locking import FileLocker
 from tus_filter.redis_locking import RedisLocker
 from tus_filter.storage import FileData, FileRecords
 from tus_filter.storage.redis import RedisRecords
+from tus_filter.storage.s3 import S3Data
 
 PASTE = Path(__file__).parent / "paste"
 MISSING_BUCKET = "tus-filter-no-such-bucket"  # no test creates it
-
-# S3Data (branch s3) may not be here yet: until it is, the tests that build
-# an S3 store wait for it.
-needs_s3_backend = pytest.mark.skipif(
-    find_spec("tus_filter.storage.s3") is None, reason="S3Data is not merged yet"
-)
 
 
 @pytest.fixture
@@ -86,10 +81,7 @@ def test_file_storage_with_redis_locks_and_records(tmp_path: Path, redis_url: st
     assert storage.locker.namespace == f"tus_filter:{tmp_path}"
 
 
-@needs_s3_backend
 def test_s3_storage(s3_options: dict[str, Any]) -> None:
-    from tus_filter.storage.s3 import S3Data
-
     storage = UploadHandler(**s3_options).storage
     assert isinstance(storage.records, RedisRecords)
     assert isinstance(storage.data, S3Data)
@@ -97,12 +89,9 @@ def test_s3_storage(s3_options: dict[str, Any]) -> None:
     assert storage.locker.namespace == f"tus_filter:{s3_options['storage']}"
 
 
-@needs_s3_backend
 def test_object_storage_ini_stores_an_upload_in_the_bucket(
     s3_options: dict[str, Any], s3_client: Any, s3_bucket: str, tmp_path: Path
 ) -> None:
-    from webtest import TestApp
-
     app = loadapp(
         f"config:{PASTE / 'object_storage.ini'}",
         global_conf={"tmp_dir": str(tmp_path), "bucket": s3_bucket,
