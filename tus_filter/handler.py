@@ -94,6 +94,11 @@ class UploadHandler:
       A view may pass the scope to :meth:`handle` instead.
     * ``bind_to_scope`` — a tus, IETF-draft or uid upload answers only
       requests of the scope that created it.
+    * ``storage`` — ``"file"`` (bytes in ``tmp_file_dir``) or
+      ``"s3://bucket/prefix"`` (an S3-compatible object store; needs
+      ``redis_url``); ``s3_endpoint_url`` / ``s3_region`` — the S3 server
+      and region (credentials come from boto3's chain).
+    * ``redis_url`` — records and locks in Redis, shared by hosts.
     """
 
     def __init__(self, **options: Unpack[Options]):
