@@ -30,7 +30,8 @@ from botocore.exceptions import (
 )
 
 from tus_filter.errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
-from tus_filter.storage import ChunkLayout, UploadRecord
+from tus_filter.locking import FileLocker
+from tus_filter.storage import ChunkLayout, FileRecords, Storage, UploadRecord
 from tus_filter.storage.s3 import S3Data, _s3_errors
 
 MIB = 1024 * 1024
@@ -198,6 +199,26 @@ def test_sweep_removes_a_chunk_that_arrived_after_its_upload_went(
     assert store.sweep(lambda upload_id: False, max_age=3600) == 0
     assert store.sweep(lambda upload_id: upload_id != record.upload_id, max_age=0) == 1
     assert keys(s3_client, s3_bucket) == ["up/.staging/not-an-id/x"]
+
+
+def test_cleanup_leaves_nothing_of_expired_uploads_and_crashed_creations(
+    store: S3Data, s3_client: Any, s3_bucket: str, tmp_path: Path
+) -> None:
+    storage = Storage(
+        FileRecords(str(tmp_path / "records")), store,
+        FileLocker(str(tmp_path / "locks"), 1), valid_duration=1,
+    )
+    expired = UploadRecord(upload_id=storage.new_id(), protocol="tus", length=3 * PART)
+    storage.create(expired)
+    with storage.lock(expired.upload_id):
+        expired.offset += store.append(expired, blocks(os.urandom(PART + MIB)))
+        expired.touched -= 60
+        storage.save(expired)
+    new(store, 10)  # bytes whose record was never stored
+    time.sleep(1.5)  # older than valid_duration, to S3's one-second clock
+    assert storage.cleanup() == 1
+    assert keys(s3_client, s3_bucket) == []
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
 
 
 def test_a_chunk_written_late_for_an_earlier_upload_of_the_same_id_is_not_used(
