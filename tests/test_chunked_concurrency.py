@@ -111,6 +111,25 @@ def test_last_chunks_from_threads(tmp_path: Path, library: str) -> None:
 
 
 @pytest.mark.parametrize("library", ["flow", "resumable"])
+def test_last_chunks_from_threads_on_s3(
+    s3_endpoint: Any, s3_bucket: str, redis_url: str, s3_credentials: None, tmp_path: Path,
+    library: str,
+) -> None:
+    """On S3 completion builds the parts from the layout: the one the record settled on."""
+    downstream = RecordingApp(body=HANDED_OFF.encode())
+    app = TusFilter(
+        downstream, upload_path=PATH, tmp_file_dir=str(tmp_path), storage=f"s3://{s3_bucket}/up",
+        s3_endpoint_url=s3_endpoint.url, redis_url=redis_url,
+    )
+    with serve(app) as base_url:
+        for round_ in range(ROUNDS):
+            file = client_file(library, round_)
+            assert_one_hand_off(race_last_chunks([base_url], file))
+            calls = [c for c in downstream.calls if c["metadata"]["identifier"] == file.identifier]
+            assert len(calls) == 1 and calls[0]["sha256"] == sha256(file.data)
+
+
+@pytest.mark.parametrize("library", ["flow", "resumable"])
 def test_test_requests_racing_to_recover(tmp_path: Path, library: str) -> None:
     """F1 after a crash: every test request finds all chunks; one of them completes."""
     downstream = RecordingApp(body=HANDED_OFF.encode())

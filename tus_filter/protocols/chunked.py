@@ -22,7 +22,7 @@ import base64
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from ..errors import BadRequest, UploadExpired, UploadNotFound
 from ..incoming import UploadRequest
@@ -320,12 +320,19 @@ class ChunkStore:
     def _finish_or_save(
         self, record: UploadRecord, state: ChunkState, layout: ChunkLayout
     ) -> ChunkResult:
-        """``state`` is ``record``'s, already stored in it."""
+        """``state`` is ``record``'s, already stored in it.
+
+        The upload is assembled with the chunk count the record settled on:
+        ``layout`` is the one the request's chunk implied, which may still
+        have had the larger count of an unknown mode (a data store that
+        builds the file from the layout, S3, needs the real one).
+        """
         self.protocol.touch(record)
         if state.chunks_received() == state.chunk_count:
+            final = replace(layout, count=state.chunk_count)
             # Wait for re-sent chunks still being written: the file is final from here on.
             with self.storage.chunk_writers(record.upload_id, exclusive=True):
-                return ChunkResult(True, self.protocol.complete(record, layout))
+                return ChunkResult(True, self.protocol.complete(record, final))
         self.storage.save(record)
         return ChunkResult(False)
 
