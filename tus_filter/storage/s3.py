@@ -307,10 +307,10 @@ class S3Data(DataStore):
     def _put(self, key: str, spool: _Spool, start: int, size: int) -> None:
         self._s3("put_object", Key=key, Body=spool.body(start, size), ContentLength=size)
 
-    def _fetch(self, key: str, spool: _Spool, position: int) -> int:
-        """Copy object ``key`` into the spool at ``position``; return its size."""
+    def _fetch(self, key: str, spool: _Spool, position: int) -> None:
+        """Copy object ``key`` into the spool at ``position``."""
         body = self._s3("get_object", Key=key)["Body"]
-        return spool.write(position, _object_blocks(body, "GetObject"))
+        spool.write(position, _object_blocks(body, "GetObject"))
 
     def _delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (missing ones are fine), in batches."""
