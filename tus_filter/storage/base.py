@@ -182,7 +182,9 @@ class DataStore(ABC):
         When ``blocks`` is exhausted, ``verify()`` (a checksum) runs before
         the bytes are kept; if it or ``blocks`` raises, none of this call's
         bytes count, ``record`` is as it was, and the error propagates.
-        ``blocks`` that simply end early keep what they gave.
+        ``blocks`` that simply end early keep what they gave.  A store reads
+        ``blocks`` to their end even once it has what it needs: the caller's
+        reader checks a body's framing and length only there.
         """
 
     @abstractmethod
