@@ -164,10 +164,11 @@ class _Range(io.RawIOBase):
         wanted = min(len(buffer), self._size - self._position, _BLOCK)
         if wanted <= 0:
             return 0
-        data = os.pread(self._fd, wanted, self._start + self._position)
-        buffer[: len(data)] = data
-        self._position += len(data)
-        return len(data)
+        # Straight into the caller's buffer: botocore reads every part twice
+        # (its payload hash, then the send), so a copy here costs per byte.
+        count = os.preadv(self._fd, [memoryview(buffer)[:wanted]], self._start + self._position)
+        self._position += count
+        return count
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._size}[whence]
