@@ -32,9 +32,15 @@ holder to let go (``hold(..., request_release=True)``), then waits up to its
 timeout as usual.  The holder polls :meth:`Lock.release_requested`, which
 must stay cheap, and ends what it is doing.  A request names the hold it is
 for, so one left behind by a crashed waiter never stops a later holder.
-Here every exclusive holder writes a fresh token into its lock file and a
-request is a ``<key>.release`` file holding the token it is for; another
-backend (Redis: a token key and a request key) keeps the same contract.
+Here every exclusive holder writes a fresh token at the start of its lock
+file (clearing the bytes after it), and a request is that token written
+right after it by the waiter; the holder checks with one ``pread`` on the
+descriptor it holds.  Another backend (Redis: a token key and a request
+key) keeps the same contract.
+
+A waiter does not poll: a helper thread blocks in ``flock`` and the kernel
+wakes it when the lock is free; the waiter gives up at its deadline (the
+helper then drops the lock as soon as it gets it).
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ import errno
 import fcntl
 import os
 import secrets
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -50,9 +57,8 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 
 from .errors import UploadLocked
 
-_POLL_MIN = 0.002
-_POLL_MAX = 0.05
 _TOKEN_BYTES = 16  # hex digits naming one exclusive hold (64 random bits)
+_ASK_INTERVAL = 0.05  # seconds: how often a waiter asking for release reads whose hold it is
 
 
 class Lock(ABC):
@@ -109,11 +115,8 @@ class FileLock(Lock):
         self._token = token
 
     def release_requested(self) -> bool:
-        try:
-            with open(_release_path(self.path), "rb") as request:
-                return bool(self._token) and request.read(len(self._token) + 1) == self._token
-        except FileNotFoundError:
-            return False
+        # One pread on the descriptor held anyway: cheap enough for every block.
+        return bool(self._token) and os.pread(self._fd, _TOKEN_BYTES, _TOKEN_BYTES) == self._token
 
     def lost(self) -> bool:
         return False
@@ -128,8 +131,6 @@ class FileLock(Lock):
         with suppress(FileNotFoundError):
             if _same_file(os.stat(self.path), os.fstat(self._fd)):
                 os.unlink(self.path)
-        with suppress(FileNotFoundError):
-            os.unlink(_release_path(self.path))  # a request for this (last) holder
 
     def release(self) -> None:
         os.close(self._fd)  # closing the description drops the flock
@@ -168,8 +169,6 @@ class FileLocker(Locker):
     ) -> FileLock:
         path = self.path_for(key)
         deadline = time.monotonic() + timeout
-        pause = _POLL_MIN
-        asked = b""  # the token of the hold last asked to let go
         while True:
             fd = self._open(path)
             try:
@@ -178,14 +177,8 @@ class FileLocker(Locker):
                 if error.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise
-                if request_release:
-                    asked = _ask_release(fd, path, asked)
-                os.close(fd)
-                if time.monotonic() + pause > deadline:
-                    raise UploadLocked() from None
-                time.sleep(pause)
-                pause = min(pause * 2, _POLL_MAX)
-                continue
+                if not _wait_for_flock(fd, mode, deadline, request_release):
+                    raise UploadLocked() from None  # the waiter closes fd
             if self._still_linked(fd, path):
                 return FileLock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
             os.close(fd)  # the holder discarded this file; lock the new one
@@ -206,30 +199,92 @@ class FileLocker(Locker):
             return False
 
 
-def _release_path(lock_path: str) -> str:
-    return lock_path.removesuffix(".lock") + ".release"
+class _FlockWaiter:
+    """A blocking ``flock`` on a helper thread, so that the caller can give up at a deadline.
+
+    The kernel wakes the helper the moment the lock is free: no polling, no
+    back-off sleeps.  Whoever ends last closes ``fd``: the caller once it has
+    the lock (as its hold), the helper if the caller gave up first (which
+    drops a lock acquired too late at once).
+    """
+
+    def __init__(self, fd: int, mode: int):
+        self._fd = fd
+        self._mode = mode
+        self._done = threading.Event()
+        self._state = threading.Lock()
+        self._abandoned = False
+        self.error: OSError | None = None
+        threading.Thread(target=self._run, name="tus_filter-flock", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            fcntl.flock(self._fd, self._mode)
+        except OSError as error:
+            self.error = error
+        with self._state:
+            self._done.set()
+            if not self._abandoned:
+                return
+        os.close(self._fd)
+
+    def wait(self, timeout: float) -> bool:
+        """Whether the helper is done (locked or failed) within ``timeout`` seconds."""
+        return self._done.wait(timeout)
+
+    def abandon(self) -> bool:
+        """Give up unless the helper is done already; whether the caller gave up."""
+        with self._state:
+            if self._done.is_set():
+                return False
+            self._abandoned = True
+            return True
+
+
+def _wait_for_flock(fd: int, mode: int, deadline: float, request_release: bool) -> bool:
+    """Wait until ``fd`` holds the flock (``True``) or ``deadline`` passes (``False``, fd closed).
+
+    With ``request_release`` every exclusive holder in turn is asked to let go
+    (the lock file names the current one; it is read again every
+    ``_ASK_INTERVAL`` seconds).
+    """
+    asked = b""  # the token of the hold last asked to let go
+    waiter: _FlockWaiter | None = None
+    while True:
+        if request_release:
+            asked = _ask_release(fd, asked)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if waiter is None:
+                os.close(fd)
+                return False
+            if waiter.abandon():
+                return False  # the helper closes fd
+            break  # it got the lock just now
+        if waiter is None:
+            waiter = _FlockWaiter(fd, mode)
+        if waiter.wait(min(remaining, _ASK_INTERVAL) if request_release else remaining):
+            break
+    if waiter.error is not None:
+        os.close(fd)
+        raise waiter.error
+    return True
 
 
 def _new_token(fd: int) -> bytes:
-    """Name this hold in its lock file, for waiters that ask it to let go."""
+    """Name this hold in its lock file (and clear any request), for waiters that ask it to go."""
     token = secrets.token_hex(_TOKEN_BYTES // 2).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, token, 0)
+    os.pwrite(fd, token + bytes(_TOKEN_BYTES), 0)
     return token
 
 
-def _ask_release(fd: int, path: str, asked: bytes) -> bytes:
+def _ask_release(fd: int, asked: bytes) -> bytes:
     """Ask the hold named in the lock file to let go, once; return its token."""
     token = os.pread(fd, _TOKEN_BYTES, 0)
-    if len(token) == _TOKEN_BYTES and token != asked:
-        # Written in place: a holder reading it half-written sees no request
-        # yet and looks again at its next block.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        request = os.open(_release_path(path), flags, 0o600)
-        try:
-            os.write(request, token)
-        finally:
-            os.close(request)
+    if len(token) == _TOKEN_BYTES and token != asked and token != bytes(_TOKEN_BYTES):
+        # Written after the token, in place: a holder reading it half-written
+        # sees no request yet and looks again at its next block.
+        os.pwrite(fd, token, _TOKEN_BYTES)
         return token
     return asked
 
