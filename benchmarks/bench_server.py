@@ -1,11 +1,14 @@
 """Serve one benchmarked system on 127.0.0.1 until SIGTERM.
 
-    python benchmarks/bench_server.py {waitress,gunicorn} {filter,ceiling} PORT DIRECTORY
+    python benchmarks/bench_server.py {waitress,gunicorn} SYSTEM PORT DIRECTORY
+
+SYSTEM is one of filter, filter-relaxed, ceiling.
 
 Both servers get the same concurrency: one process with 4 request threads
 (waitress ``threads=4``; gunicorn one ``gthread`` worker with ``threads=4``).
 
-* ``filter``: ``TusFilter`` over an application that answers 200 with an
+* ``filter``: ``TusFilter`` (``durability = strict``, the default; and
+  ``filter-relaxed``, ``durability = relaxed``) over an application that answers 200 with an
   empty body and, when it is handed an upload, the header
   ``X-Bench-Completed: 1`` (so the client can check that every upload
   completed exactly once).  The file is left where the filter put it.
@@ -40,10 +43,16 @@ def handoff_app(environ: dict[str, Any], start_response: StartResponse) -> Itera
     return [b""]
 
 
-def filter_app(directory: str) -> WSGIApp:
+def filter_app(directory: str, durability: str = "strict") -> WSGIApp:
     from tus_filter import TusFilter
 
-    return TusFilter(handoff_app, upload_path="/files", tmp_file_dir=directory)  # type: ignore[no-any-return]
+    return TusFilter(  # type: ignore[no-any-return]
+        handoff_app, upload_path="/files", tmp_file_dir=directory, durability=durability
+    )
+
+
+def relaxed_filter_app(directory: str) -> WSGIApp:
+    return filter_app(directory, durability="relaxed")
 
 
 def ceiling_app(directory: str) -> WSGIApp:
@@ -69,7 +78,7 @@ def ceiling_app(directory: str) -> WSGIApp:
     return app
 
 
-SYSTEMS = {"filter": filter_app, "ceiling": ceiling_app}
+SYSTEMS = {"filter": filter_app, "filter-relaxed": relaxed_filter_app, "ceiling": ceiling_app}
 
 
 def serve_waitress(make_app: Callable[[], WSGIApp], port: int) -> None:
