@@ -5,7 +5,9 @@
 Systems, each started fresh for every round on a free 127.0.0.1 port and
 stopped by its PID (``bench_server.py``, ``tus_node_server.mjs``):
 
-* ``filter``: ``TusFilter`` under waitress and under gunicorn (gthread);
+* ``filter``: ``TusFilter`` under waitress and under gunicorn (gthread), with
+  the default ``durability = strict``; ``filter-relaxed`` the same with
+  ``durability = relaxed``;
 * ``ceiling``: a WSGI app that streams each request body into a new file,
   under the same two servers;
 * ``@tus/server`` (with ``@tus/file-store``, versions pinned in
@@ -33,6 +35,12 @@ the server's processes, from /proc, median); peak server RSS above its idle
 RSS (sampled from /proc every 10 ms, worst round); and ``ratio``, the
 ceiling's fastest wall time under the same server divided by the system's
 (@tus/server: the waitress ceiling's).  1.0 is as fast as the ceiling.
+
+Then the completion run: one file of each ``--completion-sizes`` (64 MiB
+and 2 GiB by default) in resumable.js octet chunks of 8 MiB, 3 in parallel,
+against each filter; it prints the median chunk request's time and that of
+the request that stored the last chunk and completed the upload.  Equal
+times at both sizes mean completion costs nothing that grows with the file.
 
 ``--profile DIR`` instead runs every workload once against the filter under
 each server with py-spy attached and prints where the server's samples go.
@@ -67,6 +75,7 @@ MIB = 1024 * 1024
 BLOCK = 256 * 1024
 LANES = 3
 SERVERS = ("waitress", "gunicorn")
+FILTERS = ("filter", "filter-relaxed")  # durability = strict (the default), relaxed
 NODE = "node"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -554,11 +563,11 @@ def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
     system calls (how many fsyncs, opens, renames... per request)."""
     out.mkdir(parents=True, exist_ok=True)
     tools = Path(sys.executable).parent
-    for server in servers:
-        system = System("filter", server)
+    for system in [System(name, server) for server in servers for name in FILTERS]:
+        server = system.server
         for workload in workload_list:
-            stacks = out / f"{server}-{workload.name}.pyspy"
-            calls = out / f"{server}-{workload.name}.strace"
+            stacks = out / f"{system.name}-{server}-{workload.name}.pyspy"
+            calls = out / f"{system.name}-{server}-{workload.name}.strace"
             requests = 0
             for command in (
                 [str(tools / "py-spy"), "record", "--rate", "500", "--format", "raw",
@@ -579,7 +588,7 @@ def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
                         tool.send_signal(signal.SIGINT)
                         tool.wait(60)
                     requests = sum(lane.requests for lane in lanes)
-            print(f"\n== filter under {server}, {workload.name}: {requests} requests")
+            print(f"\n== {system.name} under {server}, {workload.name}: {requests} requests")
             print(summarise(stacks))
             print(syscalls(calls, requests))
 
@@ -671,7 +680,7 @@ def main() -> None:
             completion_sizes = []
     servers = args.servers.split(",")
     systems = [System(name, server) for server in SERVERS if server in servers
-               for name in ("ceiling", "filter", "filter-relaxed")]
+               for name in ("ceiling", *FILTERS)]
     if NODE in servers:
         systems.append(System("@tus/server", NODE))
 
