@@ -100,7 +100,7 @@ def _lag_after_release(locker: FileLocker, hold_for: float) -> float:
 
 
 def test_a_waiter_gets_the_lock_as_soon_as_it_is_free(tmp_path: Path) -> None:
-    """No back-off sleeps: the kernel wakes the waiter when the holder lets go."""
+    """No growing back-off: a waiter tries again every few milliseconds."""
     locker = FileLocker(str(tmp_path), timeout=5)
     # A back-off of 2, 4, 8 ... 50 ms would sleep past a hold of 115 ms by ~47 ms.
     lags = [_lag_after_release(locker, 0.115) for _ in range(3)]

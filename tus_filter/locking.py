@@ -38,9 +38,10 @@ right after it by the waiter; the holder checks with one ``pread`` on the
 descriptor it holds.  Another backend (Redis: a token key and a request
 key) keeps the same contract.
 
-A waiter does not poll: a helper thread blocks in ``flock`` and the kernel
-wakes it when the lock is free; the waiter gives up at its deadline (the
-helper then drops the lock as soon as it gets it).
+A waiter keeps its descriptor open and tries ``flock`` again every 2 ms
+(no growing back-off), so it gets the lock within 2 ms of its release.  (A
+blocking ``flock`` cannot be cancelled at a deadline: a waiter that gave up
+would still take the lock for an instant once it is free.)
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ import errno
 import fcntl
 import os
 import secrets
-import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -58,7 +58,7 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from .errors import UploadLocked
 
 _TOKEN_BYTES = 16  # hex digits naming one exclusive hold (64 random bits)
-_ASK_INTERVAL = 0.05  # seconds: how often a waiter asking for release reads whose hold it is
+_POLL = 0.002  # seconds between two tries of a waiter
 
 
 class Lock(ABC):
@@ -178,7 +178,7 @@ class FileLocker(Locker):
                     os.close(fd)
                     raise
                 if not _wait_for_flock(fd, mode, deadline, request_release):
-                    raise UploadLocked() from None  # the waiter closes fd
+                    raise UploadLocked() from None  # fd is closed
             if self._still_linked(fd, path):
                 return FileLock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
             os.close(fd)  # the holder discarded this file; lock the new one
@@ -199,76 +199,30 @@ class FileLocker(Locker):
             return False
 
 
-class _FlockWaiter:
-    """A blocking ``flock`` on a helper thread, so that the caller can give up at a deadline.
-
-    The kernel wakes the helper the moment the lock is free: no polling, no
-    back-off sleeps.  Whoever ends last closes ``fd``: the caller once it has
-    the lock (as its hold), the helper if the caller gave up first (which
-    drops a lock acquired too late at once).
-    """
-
-    def __init__(self, fd: int, mode: int):
-        self._fd = fd
-        self._mode = mode
-        self._done = threading.Event()
-        self._state = threading.Lock()
-        self._abandoned = False
-        self.error: OSError | None = None
-        threading.Thread(target=self._run, name="tus_filter-flock", daemon=True).start()
-
-    def _run(self) -> None:
-        try:
-            fcntl.flock(self._fd, self._mode)
-        except OSError as error:
-            self.error = error
-        with self._state:
-            self._done.set()
-            if not self._abandoned:
-                return
-        os.close(self._fd)
-
-    def wait(self, timeout: float) -> bool:
-        """Whether the helper is done (locked or failed) within ``timeout`` seconds."""
-        return self._done.wait(timeout)
-
-    def abandon(self) -> bool:
-        """Give up unless the helper is done already; whether the caller gave up."""
-        with self._state:
-            if self._done.is_set():
-                return False
-            self._abandoned = True
-            return True
-
-
 def _wait_for_flock(fd: int, mode: int, deadline: float, request_release: bool) -> bool:
-    """Wait until ``fd`` holds the flock (``True``) or ``deadline`` passes (``False``, fd closed).
+    """Poll ``fd`` for the flock every ``_POLL`` seconds until it holds it (``True``) or
+    ``deadline`` passes (``False``, fd closed).
 
-    With ``request_release`` every exclusive holder in turn is asked to let go
-    (the lock file names the current one; it is read again every
-    ``_ASK_INTERVAL`` seconds).
+    Short fixed polls on the one open descriptor (one system call each), not
+    a growing back-off: a waiter gets a lock at most ``_POLL`` after it is
+    free.  With ``request_release`` every exclusive holder in turn is asked
+    to let go (the lock file names the current one).
     """
     asked = b""  # the token of the hold last asked to let go
-    waiter: _FlockWaiter | None = None
     while True:
         if request_release:
             asked = _ask_release(fd, asked)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            if waiter is None:
+        if time.monotonic() + _POLL > deadline:
+            os.close(fd)
+            return False
+        time.sleep(_POLL)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
                 os.close(fd)
-                return False
-            if waiter.abandon():
-                return False  # the helper closes fd
-            break  # it got the lock just now
-        if waiter is None:
-            waiter = _FlockWaiter(fd, mode)
-        if waiter.wait(min(remaining, _ASK_INTERVAL) if request_release else remaining):
-            break
-    if waiter.error is not None:
-        os.close(fd)
-        raise waiter.error
-    return True
+                raise
 
 
 def _new_token(fd: int) -> bytes:
