@@ -1,12 +1,14 @@
 """Serve one benchmarked system on 127.0.0.1 until SIGTERM.
 
-    python benchmarks/bench_server.py {waitress,gunicorn} {filter,ceiling} PORT DIRECTORY \
-        [NAME=VALUE...]
+    python benchmarks/bench_server.py {waitress,gunicorn} SYSTEM PORT DIRECTORY [NAME=VALUE...]
+
+SYSTEM is one of filter, filter-relaxed, ceiling; NAME=VALUE are more filter options.
 
 Both servers get the same concurrency: one process with 4 request threads
 (waitress ``threads=4``; gunicorn one ``gthread`` worker with ``threads=4``).
 
-* ``filter``: ``TusFilter`` over an application that answers 200 with an
+* ``filter``: ``TusFilter`` (``durability = strict``, the default; and
+  ``filter-relaxed``, ``durability = relaxed``) over an application that answers 200 with an
   empty body and, when it is handed an upload, the header
   ``X-Bench-Completed: 1`` (so the client can check that every upload
   completed exactly once).  The file is left where the filter put it.
@@ -64,8 +66,13 @@ def filter_app(directory: str, **options: str) -> WSGIApp:
 
     if os.environ.get("TUS_FILTER_BENCH_COUNT_S3") == "1":
         count_s3_requests()
-    return TusFilter(handoff_app, upload_path="/files", tmp_file_dir=directory,  # type: ignore[no-any-return]
-                     **options)
+    return TusFilter(  # type: ignore[no-any-return]
+        handoff_app, upload_path="/files", tmp_file_dir=directory, **options
+    )
+
+
+def relaxed_filter_app(directory: str, **options: str) -> WSGIApp:
+    return filter_app(directory, **{"durability": "relaxed", **options})
 
 
 def count_s3_requests() -> None:
@@ -113,7 +120,7 @@ def ceiling_app(directory: str, **_: str) -> WSGIApp:
     return app
 
 
-SYSTEMS = {"filter": filter_app, "ceiling": ceiling_app}
+SYSTEMS = {"filter": filter_app, "filter-relaxed": relaxed_filter_app, "ceiling": ceiling_app}
 
 
 def serve_waitress(make_app: Callable[[], WSGIApp], port: int) -> None:

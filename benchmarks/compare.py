@@ -5,7 +5,9 @@
 Systems, each started fresh for every round on a free 127.0.0.1 port and
 stopped by its PID (``bench_server.py``, ``tus_node_server.mjs``):
 
-* ``filter``: ``TusFilter`` under waitress and under gunicorn (gthread);
+* ``filter``: ``TusFilter`` under waitress and under gunicorn (gthread), with
+  the default ``durability = strict``; ``filter-relaxed`` the same with
+  ``durability = relaxed``;
 * ``ceiling``: a WSGI app that streams each request body into a new file,
   under the same two servers;
 * ``@tus/server`` (with ``@tus/file-store``, versions pinned in
@@ -33,6 +35,12 @@ the server's processes, from /proc, median); peak server RSS above its idle
 RSS (sampled from /proc every 10 ms, worst round); and ``ratio``, the
 ceiling's fastest wall time under the same server divided by the system's
 (@tus/server: the waitress ceiling's).  1.0 is as fast as the ceiling.
+
+Then the completion run: one file of each ``--completion-sizes`` (64 MiB
+and 2 GiB by default) in resumable.js octet chunks of 8 MiB, 3 in parallel,
+against each filter; it prints the median chunk request's time and that of
+the request that stored the last chunk and completed the upload.  Equal
+times at both sizes mean completion costs nothing that grows with the file.
 
 ``--profile DIR`` instead runs every workload once against the filter under
 each server with py-spy attached and prints where the server's samples go.
@@ -67,6 +75,7 @@ MIB = 1024 * 1024
 BLOCK = 256 * 1024
 LANES = 3
 SERVERS = ("waitress", "gunicorn")
+FILTERS = ("filter", "filter-relaxed")  # durability = strict (the default), relaxed
 NODE = "node"
 TICKS = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -88,10 +97,12 @@ class Lane:
         self.source = source
         self.requests = 0
         self.completions = 0
+        self.timings: list[tuple[float, bool]] = []  # per request: seconds, completed an upload
 
     def send(self, method: str, path: str, headers: dict[str, str], offset: int = 0,
              length: int = 0, prefix: bytes = b"", suffix: bytes = b"") -> http.client.HTTPResponse:
         connection = self.connection
+        started = time.perf_counter()
         connection.putrequest(method, path, skip_accept_encoding=True)
         for name, value in headers.items():
             connection.putheader(name, value)
@@ -102,6 +113,8 @@ class Lane:
         end = offset + length
         while offset < end:
             block = os.pread(self.source, min(BLOCK, end - offset), offset)
+            if not block:
+                raise BenchError("the source file is shorter than the body")
             connection.send(block)
             offset += len(block)
         if suffix:
@@ -111,8 +124,9 @@ class Lane:
         self.requests += 1
         if not 200 <= response.status < 300:
             raise BenchError(f"{method} {path}: {response.status} {response.reason}")
-        if response.getheader("X-Bench-Completed"):
-            self.completions += 1
+        completed = bool(response.getheader("X-Bench-Completed"))
+        self.completions += completed
+        self.timings.append((time.perf_counter() - started, completed))
         return response
 
     def close(self) -> None:
@@ -163,9 +177,12 @@ def chunk_params(prefix: str, number: int, chunk: int, length: int, size: int, c
     }
 
 
-def chunked_upload(lanes: list[Lane], size: int, chunk: int, multipart: bool) -> None:
+def chunked_upload(lanes: list[Lane], size: int, chunk: int, multipart: bool,
+                   source_size: int | None = None) -> None:
     """One file in flow.js (multipart) or resumable.js (octet) chunks, the
-    chunks taken in order by ``len(lanes)`` parallel senders."""
+    chunks taken in order by ``len(lanes)`` parallel senders.  With
+    ``source_size`` the bodies come from the source file round robin (chunk
+    ``n`` from ``n * chunk % source_size``), for files larger than it."""
     layout = chunk_layout(size, chunk)
     identifier = f"bench-{time.time_ns()}"
     boundary = "----benchboundary7MA4YWxkTrZu0gW"
@@ -173,6 +190,8 @@ def chunked_upload(lanes: list[Lane], size: int, chunk: int, multipart: bool) ->
     taking = threading.Lock()
 
     def send_one(lane: Lane, number: int, offset: int, length: int) -> None:
+        if source_size is not None:
+            offset = (number - 1) * chunk % max(source_size - length, 1)
         if multipart:
             params = chunk_params("flow", number, chunk, length, size, len(layout), identifier)
             prefix, suffix = flow_multipart(params, boundary)
@@ -275,7 +294,7 @@ class System:
 
     @property
     def checks_completion(self) -> bool:
-        return self.name == "filter"
+        return self.name.startswith("filter")
 
 
 def process_tree(pid: int) -> list[int]:
@@ -438,7 +457,7 @@ def make_source(directory: Path, size: int) -> int:
 
 
 def table(results: Results, workload_list: list[Workload]) -> str:
-    header = (f"{'workload':13} {'system':12} {'server':9} {'median s':>9} {'fastest s':>9} "
+    header = (f"{'workload':13} {'system':14} {'server':9} {'median s':>9} {'fastest s':>9} "
               f"{'MiB/s':>7} {'req/s':>7} {'CPU s':>6} {'CPU x':>6} {'RSS+ MiB':>8} {'ratio':>6}")
     lines = [header, "-" * len(header)]
     for workload in workload_list:
@@ -454,7 +473,7 @@ def table(results: Results, workload_list: list[Workload]) -> str:
             cpu_x = _ratio(cpu, statistics.median(r.cpu for r in ceiling)) if ceiling else NAN
             requests = rounds[0].requests
             lines.append(
-                f"{workload.name:13} {system.name:12} {system.server:9} "
+                f"{workload.name:13} {system.name:14} {system.server:9} "
                 f"{statistics.median(r.wall for r in rounds):>9.3f} {fastest:>9.3f} "
                 f"{workload.total / MIB / fastest:>7.1f} "
                 f"{(f'{requests / fastest:.0f}' if requests > 2 else '-'):>7} "
@@ -491,6 +510,50 @@ def _npm_version(name: str) -> str:
     return str(json.loads(manifest.read_text())["version"])
 
 
+# -- completion cost ----------------------------------------------------------
+
+COMPLETION_CHUNK = 8 * MIB
+
+
+@dataclass(frozen=True)
+class Completion:
+    size: int
+    chunks: int
+    median_chunk: float  # seconds of a request that only stores its chunk
+    completing: float  # seconds of the request that stored the last chunk and completed
+
+
+def measure_completion(system: System, size: int, source: int, source_size: int,
+                       base: Path) -> Completion:
+    """One file of ``size`` bytes in resumable.js octet chunks of 8 MiB, 3 in
+    parallel; the completing request's time against the other requests'."""
+    with served(system, base) as (_process, port):
+        lanes = [Lane(port, source) for _ in range(LANES)]
+        try:
+            chunked_upload(lanes, size, COMPLETION_CHUNK, multipart=False,
+                           source_size=source_size)
+        finally:
+            for lane in lanes:
+                lane.close()
+    timings = [timing for lane in lanes for timing in lane.timings]
+    completing = [seconds for seconds, completed in timings if completed]
+    if len(completing) != 1:
+        raise BenchError(f"completion run on {system}: {len(completing)} completions")
+    others = [seconds for seconds, completed in timings if not completed]
+    return Completion(size, len(timings), statistics.median(others), completing[0])
+
+
+def completion_table(results: list[tuple[System, Completion]]) -> str:
+    header = (f"{'system':14} {'server':9} {'file MiB':>9} {'chunks':>7} "
+              f"{'chunk ms':>9} {'last ms':>8}")
+    lines = [header, "-" * len(header)]
+    for system, result in results:
+        lines.append(f"{system.name:14} {system.server:9} {result.size / MIB:>9.0f} "
+                     f"{result.chunks:>7} {result.median_chunk * 1000:>9.1f} "
+                     f"{result.completing * 1000:>8.1f}")
+    return "\n".join(lines)
+
+
 # -- profiling ----------------------------------------------------------------
 
 
@@ -501,11 +564,11 @@ def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
     system calls (how many fsyncs, opens, renames... per request)."""
     out.mkdir(parents=True, exist_ok=True)
     tools = Path(sys.executable).parent
-    for server in servers:
-        system = System("filter", server)
+    for system in [System(name, server) for server in servers for name in FILTERS]:
+        server = system.server
         for workload in workload_list:
-            stacks = out / f"{server}-{workload.name}.pyspy"
-            calls = out / f"{server}-{workload.name}.strace"
+            stacks = out / f"{system.name}-{server}-{workload.name}.pyspy"
+            calls = out / f"{system.name}-{server}-{workload.name}.strace"
             requests = 0
             for command in (
                 [str(tools / "py-spy"), "record", "--rate", "500", "--format", "raw",
@@ -526,7 +589,7 @@ def profile(workload_list: list[Workload], source: int, base: Path, out: Path,
                         tool.send_signal(signal.SIGINT)
                         tool.wait(60)
                     requests = sum(lane.requests for lane in lanes)
-            print(f"\n== filter under {server}, {workload.name}: {requests} requests")
+            print(f"\n== {system.name} under {server}, {workload.name}: {requests} requests")
             print(summarise(stacks))
             print(syscalls(calls, requests))
 
@@ -592,11 +655,14 @@ def main() -> None:
                         help="MiB of the file sent in flow.js / resumable.js chunks")
     parser.add_argument("--small-requests", type=int, default=768,
                         help="64 KiB requests of tus-64k (over 3 connections)")
+    parser.add_argument("--completion-sizes", default="64,2048",
+                        help="MiB of the files whose completion is timed (comma separated)")
     parser.add_argument("--smoke", action="store_true",
                         help="1 round of tiny sizes: checks that everything runs")
     parser.add_argument("--servers", default=",".join(SERVERS + (NODE,)),
                         help="comma separated subset of waitress,gunicorn,node")
-    parser.add_argument("--workloads", default="", help="comma separated subset of names")
+    parser.add_argument("--workloads", default="",
+                        help="comma separated subset of names (completion: the completion run)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()),
                         help="where the servers store uploads (a real disk, not tmpfs)")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -604,20 +670,25 @@ def main() -> None:
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.tus_size, args.chunked_size, args.small_requests = 1, 2, 10, 12
+        args.completion_sizes = "24,40"
     workload_list = workloads(int(args.tus_size * MIB), int(args.chunked_size * MIB),
                               args.small_requests)
+    completion_sizes = [int(float(size) * MIB) for size in args.completion_sizes.split(",")]
     if args.workloads:
         chosen = args.workloads.split(",")
         workload_list = [w for w in workload_list if w.name in chosen]
+        if "completion" not in chosen:
+            completion_sizes = []
     servers = args.servers.split(",")
     systems = [System(name, server) for server in SERVERS if server in servers
-               for name in ("ceiling", "filter")]
+               for name in ("ceiling", *FILTERS)]
     if NODE in servers:
         systems.append(System("@tus/server", NODE))
 
     with tempfile.TemporaryDirectory(prefix="bench-", dir=args.dir) as scratch:
         base = Path(scratch)
-        source = make_source(base, max(w.total for w in workload_list) + MIB)
+        source_size = max([w.total for w in workload_list] + [2 * COMPLETION_CHUNK]) + MIB
+        source = make_source(base, source_size)
         try:
             if args.profile:
                 profile(workload_list, source, base, args.profile,
@@ -630,12 +701,22 @@ def main() -> None:
                         if system.serves(workload):
                             results.add(workload, system, measure(workload, system, source, base))
                 print(f"round {number}/{args.rounds} done", file=sys.stderr, flush=True)
+            completions = [
+                (system, measure_completion(system, size, source, source_size, base))
+                for system in systems if system.name.startswith("filter")
+                for size in completion_sizes
+            ]
         finally:
             os.close(source)
     print(machine())
     print(f"{args.rounds} rounds; tus-patch {args.tus_size:g} MiB, chunked {args.chunked_size:g}"
           f" MiB, tus-64k {args.small_requests} requests")
-    print(table(results, workload_list))
+    if workload_list:
+        print(table(results, workload_list))
+    if completions:
+        print("\ncompletion: resumable.js octet chunks of 8 MiB, 3 in parallel, one run each;"
+              " median request against the completing one")
+        print(completion_table(completions))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,10 @@ def test_bad_ini_strings_name_the_option(options: dict[str, str], message: str) 
         pytest.param({"behind_proxy": "1"}, "behind_proxy", id="proxies-not-a-number"),
         pytest.param({"cleanup_interval": 0}, "cleanup_interval", id="zero-interval"),
         pytest.param({"cleanup_interval": -1.0}, "cleanup_interval", id="negative-interval"),
+        pytest.param({"durability": "fast"}, "durability: 'fast' choose from strict, relaxed",
+                     id="durability-unknown"),
+        pytest.param({"durability": "Strict"}, "durability: 'Strict'",
+                     id="durability-is-lowercase"),
     ],
 )
 def test_bad_keyword_options_fail_at_construction(
@@ -206,6 +210,7 @@ def test_defaults_are_the_documented_ones() -> None:
     assert settings.s3_endpoint_url is None
     assert settings.s3_region is None
     assert settings.redis_url is None
+    assert settings.durability == "strict"
 
 
 @pytest.mark.parametrize(
@@ -270,6 +275,7 @@ def test_filter_with_ini_passes_every_option(tmp_path: Path) -> None:
     assert settings.on_create is refuse_exe
     assert settings.scope is user_header
     assert settings.bind_to_scope is True
+    assert settings.durability == "relaxed"
     assert TestApp(app).get("/").text == "hello from the app"
 
 

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from tests.support.tus import ThreadNotingBody
 from tus_filter.errors import PayloadTooLarge
-from tus_filter.streams import BLOCK_SIZE, BodyReader, Interruptible
+from tus_filter.streams import BLOCK_SIZE, BodyReader, Interruptible, is_buffered
 
 
 class CountingStream(io.RawIOBase):
@@ -69,3 +70,34 @@ def test_reads_at_most_two_blocks_ahead() -> None:
     assert stream.reads <= 3
     stop.set()
     assert list(body) == []
+
+
+def test_a_buffered_body_is_read_without_a_helper_thread() -> None:
+    data = bytes(3 * BLOCK_SIZE)
+    stream = ThreadNotingBody(data)
+    body = Interruptible(BodyReader(stream, len(data)), lambda: False, buffered=True)
+    assert b"".join(body) == data
+    assert stream.readers == {threading.current_thread().name}
+    assert not body.interrupted
+
+
+def test_a_buffered_body_still_stops_between_blocks() -> None:
+    stream = ThreadNotingBody(bytes(10 * BLOCK_SIZE))
+    stop = threading.Event()
+    body = iter(Interruptible(BodyReader(stream, 10 * BLOCK_SIZE), stop.is_set, buffered=True))
+    next(body)
+    stop.set()
+    assert list(body) == []
+    assert stream.tell() == BLOCK_SIZE  # nothing more was read
+
+
+@pytest.mark.parametrize(
+    ("stream", "buffered"),
+    [
+        pytest.param(io.BytesIO(b"x"), True, id="bytes-in-memory"),
+        pytest.param(CountingStream(), False, id="a-socket-like-stream"),
+        pytest.param(object(), False, id="no-seekable-method"),
+    ],
+)
+def test_is_buffered(stream: object, buffered: bool) -> None:
+    assert is_buffered(stream) is buffered  # type: ignore[arg-type]

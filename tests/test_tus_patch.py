@@ -6,6 +6,7 @@ Case numbers ("#45") refer to the tus server contract (sections E, F, H, I, J, L
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -15,7 +16,16 @@ from typing import Any
 import pytest
 
 from tests.paste.apps import user_header
-from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, sha1_header, stored
+from tests.support.tus import (
+    OCTET,
+    SlowBody,
+    ThreadNotingBody,
+    Tus,
+    call,
+    in_thread,
+    sha1_header,
+    stored,
+)
 
 # -- E. HEAD ---------------------------------------------------------------------------------------
 
@@ -89,6 +99,16 @@ def test_head_does_not_wait_for_a_running_patch(make_tus: Callable[..., Tus]) ->
     thread.join(10)
     assert results[0].status == 204
     assert tus.head(url).headers["Upload-Offset"] == "10"
+
+
+def test_a_body_the_server_buffered_is_read_in_the_request_thread(tus: Tus) -> None:
+    """waitress hands over a seekable file: no helper thread is needed to stop waiting."""
+    url = tus.create(10)
+    body = ThreadNotingBody(b"0123456789")
+    answer = call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET}, body,
+                  content_length=10)
+    assert answer.status == 204
+    assert body.readers == {threading.current_thread().name}
 
 
 # -- F. PATCH --------------------------------------------------------------------------------------

@@ -50,11 +50,16 @@ def open_storage(settings: Settings) -> Storage:
             settings.tmp_file_dir,
             valid_duration=settings.upload_valid_duration,
             lock_timeout=settings.lock_timeout,
+            durable=settings.durable,
         )
     extra = "redis" if location is None else "s3"
     client = redis_client(settings.redis_url or "", extra=extra)
     try:
-        data = FileData(settings.tmp_file_dir) if location is None else s3_data(settings, location)
+        data = (
+            FileData(settings.tmp_file_dir, durable=settings.durable)
+            if location is None
+            else s3_data(settings, location)
+        )
         records, locker = redis_records_and_locker(
             client, namespace=redis_namespace(settings), lock_timeout=settings.lock_timeout
         )
@@ -64,11 +69,16 @@ def open_storage(settings: Settings) -> Storage:
     return Storage(records, data, locker, valid_duration=settings.upload_valid_duration)
 
 
-def file_storage(directory: str, *, valid_duration: int, lock_timeout: float) -> Storage:
-    """Records, bytes and locks in ``directory``, for the hosts that share it."""
+def file_storage(
+    directory: str, *, valid_duration: int, lock_timeout: float, durable: bool = True
+) -> Storage:
+    """Records, bytes and locks in ``directory``, for the hosts that share it.
+
+    ``durable``: sync before acknowledging (see :mod:`tus_filter.storage.filesystem`).
+    """
     return Storage(
-        FileRecords(directory),
-        FileData(directory),
+        FileRecords(directory, durable=durable),
+        FileData(directory, durable=durable),
         FileLocker(os.path.join(directory, "locks"), lock_timeout),
         valid_duration=valid_duration,
     )

@@ -88,6 +88,7 @@ def redacted(url: str) -> str:
     return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
+DURABILITIES = ("strict", "relaxed")
 MAX_CLEANUP_INTERVAL = 600.0  # seconds: the longest default gap between two sweeps
 DEFAULT_CHECKSUM_ALGORITHMS = ("sha1", "md5", "sha256", "sha512")
 
@@ -118,6 +119,9 @@ class Settings:
     # Locks and records in Redis: required with s3, for several hosts on one NFS with file.
     # Left out of repr(): it may hold a password.
     redis_url: str | None = field(default=None, repr=False)
+    # What an acknowledged byte survives on the filesystem: "strict", a power cut
+    # (synced before the answer); "relaxed", a crash of the process (page cache).
+    durability: str = "strict"
 
     def __post_init__(self) -> None:
         path = self.upload_path.rstrip("/")
@@ -144,6 +148,8 @@ class Settings:
             _fail("behind_proxy", self.behind_proxy, "must be a number of proxies (0: none)")
         if self.lock_timeout <= 0:
             _fail("lock_timeout", self.lock_timeout, "must be positive")
+        if self.durability not in DURABILITIES:
+            _fail("durability", self.durability, f"choose from {', '.join(DURABILITIES)}")
         for hook in ("on_create", "on_terminate", "scope"):
             if getattr(self, hook) is not None and not callable(getattr(self, hook)):
                 _fail(hook, getattr(self, hook), "must be callable")
@@ -193,6 +199,11 @@ class Settings:
         return parse_storage(self.storage)
 
     @property
+    def durable(self) -> bool:
+        """Whether the file storage syncs before it acknowledges (``durability = strict``)."""
+        return self.durability == "strict"
+
+    @property
     def expires(self) -> bool:
         """Whether unfinished uploads expire (drives the tus expiration extension)."""
         return self.upload_valid_duration > 0
@@ -232,6 +243,7 @@ class Options(TypedDict, total=False):
     s3_endpoint_url: str | None
     s3_region: str | None
     redis_url: str | None
+    durability: str
 
 
 def _fail(option: str, value: object, why: str) -> None:
@@ -321,6 +333,7 @@ _CONVERTERS: dict[str, Callable[[str], Any]] = {
     "s3_endpoint_url": _optional,
     "s3_region": _optional,
     "redis_url": _optional,
+    "durability": str.strip,
 }
 
 

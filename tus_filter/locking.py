@@ -32,9 +32,16 @@ holder to let go (``hold(..., request_release=True)``), then waits up to its
 timeout as usual.  The holder polls :meth:`Lock.release_requested`, which
 must stay cheap, and ends what it is doing.  A request names the hold it is
 for, so one left behind by a crashed waiter never stops a later holder.
-Here every exclusive holder writes a fresh token into its lock file and a
-request is a ``<key>.release`` file holding the token it is for; another
-backend (Redis: a token key and a request key) keeps the same contract.
+Here every exclusive holder writes a fresh token at the start of its lock
+file (clearing the bytes after it), and a request is that token written
+right after it by the waiter; the holder checks with one ``pread`` on the
+descriptor it holds.  Another backend (Redis: a token key and a request
+key) keeps the same contract.
+
+A waiter keeps its descriptor open and tries ``flock`` again every 2 ms
+(no growing back-off), so it gets the lock within 2 ms of its release.  (A
+blocking ``flock`` cannot be cancelled at a deadline: a waiter that gave up
+would still take the lock for an instant once it is free.)
 """
 
 from __future__ import annotations
@@ -50,9 +57,8 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 
 from .errors import UploadLocked
 
-_POLL_MIN = 0.002
-_POLL_MAX = 0.05
 _TOKEN_BYTES = 16  # hex digits naming one exclusive hold (64 random bits)
+_POLL = 0.002  # seconds between two tries of a waiter
 
 
 class Lock(ABC):
@@ -109,11 +115,8 @@ class FileLock(Lock):
         self._token = token
 
     def release_requested(self) -> bool:
-        try:
-            with open(_release_path(self.path), "rb") as request:
-                return bool(self._token) and request.read(len(self._token) + 1) == self._token
-        except FileNotFoundError:
-            return False
+        # One pread on the descriptor held anyway: cheap enough for every block.
+        return bool(self._token) and os.pread(self._fd, _TOKEN_BYTES, _TOKEN_BYTES) == self._token
 
     def lost(self) -> bool:
         return False
@@ -128,8 +131,6 @@ class FileLock(Lock):
         with suppress(FileNotFoundError):
             if _same_file(os.stat(self.path), os.fstat(self._fd)):
                 os.unlink(self.path)
-        with suppress(FileNotFoundError):
-            os.unlink(_release_path(self.path))  # a request for this (last) holder
 
     def release(self) -> None:
         os.close(self._fd)  # closing the description drops the flock
@@ -168,8 +169,6 @@ class FileLocker(Locker):
     ) -> FileLock:
         path = self.path_for(key)
         deadline = time.monotonic() + timeout
-        pause = _POLL_MIN
-        asked = b""  # the token of the hold last asked to let go
         while True:
             fd = self._open(path)
             try:
@@ -178,14 +177,8 @@ class FileLocker(Locker):
                 if error.errno not in (errno.EAGAIN, errno.EACCES):
                     os.close(fd)
                     raise
-                if request_release:
-                    asked = _ask_release(fd, path, asked)
-                os.close(fd)
-                if time.monotonic() + pause > deadline:
-                    raise UploadLocked() from None
-                time.sleep(pause)
-                pause = min(pause * 2, _POLL_MAX)
-                continue
+                if not _wait_for_flock(fd, mode, deadline, request_release):
+                    raise UploadLocked() from None  # fd is closed
             if self._still_linked(fd, path):
                 return FileLock(path, fd, _new_token(fd) if mode == fcntl.LOCK_EX else b"")
             os.close(fd)  # the holder discarded this file; lock the new one
@@ -206,30 +199,46 @@ class FileLocker(Locker):
             return False
 
 
-def _release_path(lock_path: str) -> str:
-    return lock_path.removesuffix(".lock") + ".release"
+def _wait_for_flock(fd: int, mode: int, deadline: float, request_release: bool) -> bool:
+    """Poll ``fd`` for the flock every ``_POLL`` seconds until it holds it (``True``) or
+    ``deadline`` passes (``False``, fd closed).
+
+    Short fixed polls on the one open descriptor (one system call each), not
+    a growing back-off: a waiter gets a lock at most ``_POLL`` after it is
+    free.  With ``request_release`` every exclusive holder in turn is asked
+    to let go (the lock file names the current one).
+    """
+    asked = b""  # the token of the hold last asked to let go
+    while True:
+        if request_release:
+            asked = _ask_release(fd, asked)
+        if time.monotonic() + _POLL > deadline:
+            os.close(fd)
+            return False
+        time.sleep(_POLL)
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return True
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
 
 
 def _new_token(fd: int) -> bytes:
-    """Name this hold in its lock file, for waiters that ask it to let go."""
+    """Name this hold in its lock file (and clear any request), for waiters that ask it to go."""
     token = secrets.token_hex(_TOKEN_BYTES // 2).encode()
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, token, 0)
+    os.pwrite(fd, token + bytes(_TOKEN_BYTES), 0)
     return token
 
 
-def _ask_release(fd: int, path: str, asked: bytes) -> bytes:
+def _ask_release(fd: int, asked: bytes) -> bytes:
     """Ask the hold named in the lock file to let go, once; return its token."""
     token = os.pread(fd, _TOKEN_BYTES, 0)
-    if len(token) == _TOKEN_BYTES and token != asked:
-        # Written in place: a holder reading it half-written sees no request
-        # yet and looks again at its next block.
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        request = os.open(_release_path(path), flags, 0o600)
-        try:
-            os.write(request, token)
-        finally:
-            os.close(request)
+    if len(token) == _TOKEN_BYTES and token != asked and token != bytes(_TOKEN_BYTES):
+        # Written after the token, in place: a holder reading it half-written
+        # sees no request yet and looks again at its next block.
+        os.pwrite(fd, token, _TOKEN_BYTES)
         return token
     return asked
 

@@ -85,6 +85,20 @@ class BodyReader:
             yield block
 
 
+def is_buffered(stream: IO[bytes]) -> bool:
+    """Whether the server received the whole body before calling the application.
+
+    A seekable ``wsgi.input`` is a file or buffer of the server's (waitress
+    spools every body before it calls the application), so reading it never
+    waits for the client.  A socket stream (gunicorn) is not seekable.
+    """
+    seekable = getattr(stream, "seekable", None)
+    try:
+        return bool(seekable()) if callable(seekable) else False
+    except (OSError, ValueError):  # closed, or a stream that cannot say
+        return False
+
+
 def drain(stream: IO[bytes], length: int | None) -> None:
     """Read and discard a body we do not need, so the connection can be reused."""
     for _ in BodyReader(stream, length):
@@ -107,12 +121,19 @@ class Interruptible:
     five seconds); a read of both at once can only confuse that one client's
     connection, which the server then closes.  Errors raised by ``blocks``
     re-raise in the caller.
+
+    ``buffered`` (see :func:`is_buffered`): the body is in the server's
+    buffer already, so no read waits for the client; the blocks are then
+    read in the caller's thread, asking ``stop()`` before each, and no
+    helper thread is started.
     """
 
     def __init__(
-        self, blocks: Iterable[bytes], stop: Callable[[], bool], *, poll: float = POLL_INTERVAL
+        self, blocks: Iterable[bytes], stop: Callable[[], bool], *, poll: float = POLL_INTERVAL,
+        buffered: bool = False,
     ):
         self._blocks = blocks
+        self._buffered = buffered
         self._stop = stop
         self._poll = poll
         self._queue: queue.Queue[bytes | Exception | None] = queue.Queue(maxsize=1)
@@ -120,6 +141,9 @@ class Interruptible:
         self.interrupted = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._buffered:
+            yield from self._in_caller()
+            return
         threading.Thread(target=self._pump, name="tus_filter-body", daemon=True).start()
         try:
             while (item := self._next()) is not None:
@@ -128,6 +152,15 @@ class Interruptible:
                 yield item
         finally:
             self._abandoned.set()
+
+    def _in_caller(self) -> Iterator[bytes]:
+        blocks = iter(self._blocks)
+        while not self._stop():
+            block = next(blocks, None)
+            if block is None:
+                return
+            yield block
+        self.interrupted = True
 
     def _next(self) -> bytes | Exception | None:
         """The next block, an error, or ``None`` at the end or once stopped."""

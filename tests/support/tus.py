@@ -219,6 +219,18 @@ class SlowBody(io.RawIOBase):
         return b""
 
 
+class ThreadNotingBody(io.BytesIO):
+    """A body the server buffered (seekable), noting which threads read it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self.readers: set[str] = set()
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.readers.add(threading.current_thread().name)
+        return super().read(size)
+
+
 def in_thread(target: Callable[[], Answer]) -> tuple[threading.Thread, list[Answer]]:
     results: list[Answer] = []
     thread = threading.Thread(target=lambda: results.append(target()))

@@ -17,7 +17,7 @@ from ..errors import BadRequest, ChecksumMismatch, PayloadTooLarge
 from ..incoming import UploadRequest
 from ..locking import Lock
 from ..storage import Storage, UploadRecord
-from ..streams import BodyReader, Interruptible
+from ..streams import BodyReader, Interruptible, is_buffered
 from .tus_headers import Checksum
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def append_body(
         limit=left if declared is None else None,
         hashers=(hasher,) if hasher is not None else (),
     )
-    body = Interruptible(reader, lock.release_requested)
+    body = Interruptible(reader, lock.release_requested, buffered=is_buffered(request.body))
 
     def verify() -> None:
         if checksum is None or hasher is None:

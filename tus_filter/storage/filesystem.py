@@ -11,6 +11,15 @@ their offset, chunks are written in place at theirs (sparse while they
 arrive), so completing an upload copies nothing.  Ids are checked by
 :func:`~.base.valid_id` before a path is built, so no client string ever
 reaches the filesystem.
+
+Durability (the ``durability`` option): ``durable=True`` (``strict``) syncs
+before a store method returns whatever a power cut must not take back:
+written bytes (``fdatasync``), a record's new file (``fsync``) and the
+directory entries a creation or rename changed (``fsync`` of the
+directory).  ``durable=False`` (``relaxed``) leaves all of it in the page
+cache for the kernel to write back (within about 30 seconds on Linux): it
+survives the process, not the machine.  Records are replaced by rename in
+both, so no reader ever sees half a record.
 """
 
 from __future__ import annotations
@@ -53,12 +62,27 @@ def _os_errors() -> Iterator[None]:
         raise
 
 
+def _sync_directories(*paths: str) -> None:
+    """``fsync`` each directory, so the entries created or renamed in it survive a power cut."""
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class _Layout:
     """Paths below ``directory`` (shared by the record and the data store)."""
 
     def __init__(self, directory: str):
         self.uploads = os.path.join(directory, "uploads")
         os.makedirs(self.uploads, exist_ok=True)
+
+    def sync_new_dir(self, upload_id: str) -> None:
+        """Make the upload's directory, its shard and their entries durable (after a creation)."""
+        directory = self.dir(upload_id)
+        _sync_directories(directory, os.path.dirname(directory), self.uploads)
 
     def dir(self, upload_id: str) -> str:
         return os.path.join(self.uploads, upload_id[:2], valid_id(upload_id))
@@ -82,13 +106,15 @@ class _Layout:
 
 
 class FileRecords(RecordStore):
-    """Records as ``info.json`` files, replaced by write, ``fsync`` and rename.
+    """Records as ``info.json`` files, replaced by write, ``fsync``, rename and directory ``fsync``.
 
-    :meth:`save` checks no version: ``flock`` locks are never lost.
+    :meth:`save` checks no version: ``flock`` locks are never lost.  With
+    ``durable=False`` nothing is synced (see the module docstring).
     """
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, *, durable: bool = True):
         self._paths = _Layout(directory)
+        self._durable = durable
 
     def create(self, record: UploadRecord) -> None:
         path = self._paths.file(record.upload_id, _RECORD)
@@ -101,6 +127,8 @@ class FileRecords(RecordStore):
                 raise UploadExists() from None
             finally:
                 os.unlink(temporary)
+            if self._durable:
+                self._paths.sync_new_dir(record.upload_id)
 
     def load(self, upload_id: str) -> UploadRecord:
         try:
@@ -126,15 +154,17 @@ class FileRecords(RecordStore):
             finally:
                 with suppress(FileNotFoundError):
                     os.unlink(temporary)
+            if self._durable:
+                _sync_directories(os.path.dirname(path))  # the rename itself
 
-    @staticmethod
-    def _write_temporary(path: str, record: UploadRecord) -> str:
+    def _write_temporary(self, path: str, record: UploadRecord) -> str:
         temporary = f"{path}.{secrets.token_hex(4)}.tmp"
         try:
             with open(temporary, "w", encoding="utf-8") as handle:
                 json.dump(record.to_json(), handle, separators=(",", ":"))
-                handle.flush()
-                os.fsync(handle.fileno())
+                if self._durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
         except BaseException:
             with suppress(FileNotFoundError):
                 os.unlink(temporary)
@@ -148,7 +178,7 @@ class FileRecords(RecordStore):
         return self._paths.ids()
 
 
-def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: bool = True) -> int:
+def _write_blocks(fd: int, offset: int, blocks: Iterable[bytes], *, durable: bool) -> int:
     """Write ``blocks`` from ``offset``; return the bytes written (``fdatasync``-ed if durable)."""
     written = 0
     try:
@@ -175,16 +205,17 @@ def _open_data(path: str) -> int:
 class _StagedFile(StagedChunk):
     """A staged chunk in an unlinked scratch file beside the data file."""
 
-    def __init__(self, data_path: str, fd: int, size: int):
+    def __init__(self, data_path: str, fd: int, size: int, *, durable: bool):
         self._data_path = data_path
         self._fd = fd
+        self._durable = durable
         self.size = size
 
     def place(self, layout: ChunkLayout, index: int) -> None:
         with _os_errors():
             target = _open_data(self._data_path)
             try:
-                _write_blocks(target, layout.start(index), self._blocks())
+                _write_blocks(target, layout.start(index), self._blocks(), durable=self._durable)
             finally:
                 os.close(target)
 
@@ -199,12 +230,16 @@ class _StagedFile(StagedChunk):
 
 
 class FileData(DataStore):
-    """Each upload's bytes in one local data file, which is also the assembled file."""
+    """Each upload's bytes in one local data file, which is also the assembled file.
+
+    With ``durable=False`` nothing is synced (see the module docstring).
+    """
 
     capabilities = Capabilities(local_paths=True, in_place_chunks=True)
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, *, durable: bool = True):
         self._paths = _Layout(directory)
+        self._durable = durable
 
     def path_of(self, upload_id: str) -> str:
         """The data file of ``upload_id`` (whether or not it exists)."""
@@ -219,6 +254,8 @@ class FileData(DataStore):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             with open(path, "wb"):
                 pass
+            if self._durable:
+                self._paths.sync_new_dir(record.upload_id)
 
     def append(
         self,
@@ -234,7 +271,7 @@ class FileData(DataStore):
             try:
                 os.ftruncate(fd, start)  # drop a tail an earlier append did not keep
                 try:
-                    written = _write_blocks(fd, start, blocks)
+                    written = _write_blocks(fd, start, blocks, durable=self._durable)
                     if verify is not None:
                         verify()
                 except BaseException:
@@ -250,7 +287,7 @@ class FileData(DataStore):
         with _os_errors():
             fd = _open_data(self._data(record))
             try:
-                return _write_blocks(fd, layout.start(index), blocks)
+                return _write_blocks(fd, layout.start(index), blocks, durable=self._durable)
             finally:
                 os.close(fd)
 
@@ -268,7 +305,7 @@ class FileData(DataStore):
             os.unlink(path)
             with _os_errors():
                 size = _write_blocks(fd, 0, blocks, durable=False)
-            yield _StagedFile(self._data(record), fd, size)
+            yield _StagedFile(self._data(record), fd, size, durable=self._durable)
         finally:
             os.close(fd)
 
@@ -292,8 +329,9 @@ class FileData(DataStore):
                         shutil.copyfileobj(data, target, _COPY_BLOCK)
                 except FileNotFoundError:
                     raise UploadNotFound(f"partial upload {source.upload_id} is gone") from None
-            target.flush()
-            os.fsync(target.fileno())
+            if self._durable:
+                target.flush()
+                os.fsync(target.fileno())
             return target.tell()
 
     def open(self, record: UploadRecord) -> BinaryIO:
