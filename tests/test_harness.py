@@ -188,6 +188,15 @@ def test_serve_processes_runs_separate_processes() -> None:
     assert len(pids) == 2 and str(os.getpid()) not in pids
 
 
+def test_serve_processes_gives_each_worker_its_private_kwargs() -> None:
+    with serve_processes(
+        "tests.test_harness:pid_app_factory", {"greeting": "hi"}, workers=2,
+        private=lambda index: {"greeting": f"host{index}"},
+    ) as urls:
+        bodies = [requests.get(url, timeout=10).text for url in urls]
+    assert [body.split(" ")[0] for body in bodies] == ["host0", "host1"]
+
+
 def test_serve_processes_share_records_through_record_dir(tmp_path: Path) -> None:
     upload_file = tmp_path / "upload.bin"
     upload_file.write_bytes(b"x" * 100_000)

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, suppress
 from typing import IO, TYPE_CHECKING, Any
 
@@ -82,6 +82,7 @@ def serve_processes(
     kwargs: Mapping[str, Any] | None = None,
     *,
     workers: int = 2,
+    private: Callable[[int], Mapping[str, Any]] | None = None,
     startup_timeout: float = 30.0,
 ) -> Iterator[list[str]]:
     """Serve the same app from ``workers`` separate processes.
@@ -90,22 +91,22 @@ def serve_processes(
     as ``callable(**kwargs)``, or the path of a PasteDeploy ``.ini`` file whose
     ``main`` app is loaded with ``kwargs`` as ``global_conf`` (strings).
     ``kwargs`` must be JSON-serialisable: it crosses a process boundary.
+    ``private(i)``, if given, adds worker ``i``'s own kwargs (a
+    ``tmp_file_dir`` of its own, say).  The workers inherit this process's
+    environment (credentials a fixture put there, for one).
 
     Yields one base URL per process, each on its own port.  Processes share
-    nothing but the filesystem, which is what cross-process tests exercise.
+    nothing but the filesystem and the services their options name, which is
+    what cross-process tests exercise.
     On exit each worker's stdin is closed (it then shuts down cleanly) and
     stragglers are terminated, then killed.
     """
-    command = [
-        sys.executable,
-        "-m",
-        "tests.support.worker",
-        os.fspath(target),
-        json.dumps(dict(kwargs or {})),
-    ]
     with ExitStack() as stack:
         processes = []
-        for _ in range(workers):
+        for index in range(workers):
+            options = {**(kwargs or {}), **(private(index) if private is not None else {})}
+            command = [sys.executable, "-m", "tests.support.worker", os.fspath(target)]
+            command.append(json.dumps(options))
             process = subprocess.Popen(
                 command,
                 cwd=REPO_ROOT,
