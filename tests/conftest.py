@@ -53,6 +53,7 @@ from tests.support.services import (
     RedisServer,
     SeaweedS3,
     empty_and_delete_bucket,
+    use_credentials,
 )
 from tests.support.services import (
     s3_client as make_s3_client,
@@ -176,14 +177,7 @@ def s3_bucket(s3_endpoint: SeaweedS3, s3_client: Any) -> Iterator[str]:
 
 @pytest.fixture
 def s3_credentials(s3_endpoint: SeaweedS3, monkeypatch: pytest.MonkeyPatch) -> None:
-    # No profile file or instance metadata may answer instead.
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    for name, value in s3_endpoint.credentials_environ().items():
-        monkeypatch.setenv(name, value)
+    use_credentials(monkeypatch, s3_endpoint)
 
 
 _CALL_REPORT = pytest.StashKey[pytest.TestReport]()

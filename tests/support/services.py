@@ -27,7 +27,10 @@ import weakref
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
 
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 START_TIMEOUT = 60.0
@@ -274,6 +277,19 @@ _S3_IDENTITIES = {
 }
 
 
+def use_credentials(monkeypatch: pytest.MonkeyPatch, endpoint: SeaweedS3) -> None:
+    """Put ``endpoint``'s credentials in the environment, where boto3's standard chain
+    (and every child process started meanwhile) finds them, and no profile file or
+    instance metadata may answer instead."""
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    for name, value in endpoint.credentials_environ().items():
+        monkeypatch.setenv(name, value)
+
+
 def _free_port_block() -> int:
     """A base port whose next three ports and their gRPC twins (+10000) are all free."""
     while True:
@@ -397,4 +413,5 @@ __all__ = [
     "free_port",
     "processes_using",
     "s3_client",
+    "use_credentials",
 ]
