@@ -170,6 +170,36 @@ def test_an_append_that_ends_early_keeps_what_came(store: DataStore) -> None:
     assert read(store, record) == payload
 
 
+@pytest.mark.parametrize(
+    "resent",
+    [
+        pytest.param([], id="in-one-append"),
+        pytest.param([MIB // 2, PART // 2], id="in-appends-that-stage-pieces"),
+    ],
+)
+def test_appends_after_an_assembly_whose_record_was_not_saved(
+    store: DataStore, resent: list[int]
+) -> None:
+    """The request that assembled died (or lost its lock) before saving its record.
+
+    The saved record is the one before that request: the client resends the
+    bytes from its offset, and the upload completes with them.
+    """
+    payload = os.urandom(2 * PART + MIB)
+    record = new(store, len(payload))
+    append(store, record, payload[: PART - MIB])  # a part's worth less a staged piece
+    saved = copy.deepcopy(record)
+    append(store, record, payload[record.offset :])
+    store.assemble(record)  # never saved
+    record = saved
+    for size in resent:
+        append(store, record, payload[record.offset : record.offset + size])
+    append(store, record, payload[record.offset :])  # the rest
+    assert record.offset == len(payload)
+    store.assemble(record)
+    assert read(store, record) == payload
+
+
 def chunked(store: DataStore, total: int, chunk_size: int) -> tuple[UploadRecord, ChunkLayout]:
     layout = ChunkLayout(total=total, chunk_size=chunk_size, count=max(1, total // chunk_size))
     record = new(store, total, protocol="flow")
@@ -224,6 +254,33 @@ def test_chunks_in_random_order_from_parallel_threads(
     store.assemble(record, layout)
     store.assemble(record, layout)  # idempotent
     assert read(store, record) == payload
+
+
+@pytest.mark.parametrize(
+    "chunk_size", [pytest.param(MIB, id="staged-in-slots"), pytest.param(5 * MIB, id="parts")]
+)
+def test_chunks_after_an_assembly_whose_record_was_not_saved(
+    store: DataStore, chunk_size: int
+) -> None:
+    """As for appends: the last chunk's request assembled, then died before saving.
+
+    The saved record has every chunk but the last; the client resends it,
+    and a copy of an earlier one.
+    """
+    payload = os.urandom(3 * 5 * MIB + 7)
+    record, layout = chunked(store, len(payload), chunk_size)
+    counter = Counter(store, record, layout)
+    for i in range(layout.count):
+        counter.write(i, chunk_of(payload, layout, i))
+    saved = copy.deepcopy(record)
+    store.assemble(record, layout)  # never saved
+    counter = Counter(store, saved, layout)
+    counter.received = set(range(layout.count - 1))
+    assert counter.write(0, chunk_of(payload, layout, 0)) == layout.size(0)
+    last = layout.count - 1
+    assert counter.write(last, chunk_of(payload, layout, last)) == layout.size(last)
+    store.assemble(saved, layout)
+    assert read(store, saved) == payload
 
 
 def test_a_chunk_of_the_wrong_size_is_never_counted(store: DataStore) -> None:

@@ -129,6 +129,7 @@ class _Blocks:
     def __init__(self, blocks: Iterable[bytes]):
         self._blocks = iter(blocks)
         self._rest = memoryview(b"")
+        self.taken = 0  # bytes given so far
 
     def take(self, limit: int) -> Iterator[memoryview]:
         """At most ``limit`` bytes, as they come; fewer once the blocks end."""
@@ -142,6 +143,7 @@ class _Blocks:
             piece = self._rest[:limit]
             self._rest = self._rest[len(piece):]
             limit -= len(piece)
+            self.taken += len(piece)
             yield piece
 
 
@@ -365,12 +367,50 @@ class S3Data(DataStore):
         last piece is staged and before ``record.data`` changes, so a failed
         check adds nothing (a part uploaded meanwhile is not in the record,
         and the next append replaces it).
+
+        An upload whose object was assembled by a request that could not
+        save its record (it died, or lost its lock, after completing the
+        multipart upload) has no multipart upload and no pieces left, but
+        its object holds every byte: the bytes the client sends again are
+        counted (see :meth:`_count_resent`).
         """
+        source = _Blocks(blocks)
+        if record.data.get("assembled"):
+            return self._count_resent(record, source, verify)
+        try:
+            return self._append(record, source, verify)
+        except UploadNotFound:
+            if record.length is None or not self._assembled(record, record.length):
+                raise
+            log.info("upload %s: assembled by a request that did not save it", record.upload_id)
+            self._delete_staged(record.upload_id)  # pieces staged since: never needed
+            return self._count_resent(record, source, verify)
+
+    def _count_resent(
+        self, record: UploadRecord, source: _Blocks, verify: Callable[[], None] | None
+    ) -> int:
+        """Count the blocks of an upload whose object is assembled already.
+
+        They are bytes the client sent before, for the same offsets, to the
+        request that assembled the object and then could not say so: they
+        are not written again (an S3 object cannot change), only counted.
+        """
+        for _ in source.take((record.length or 0) - record.offset - source.taken):
+            pass
+        if next(source.take(1), None) is not None:
+            raise PayloadTooLarge("the body is larger than the bytes remaining")
+        if verify is not None:
+            verify()
+        record.data = {**record.data, "assembled": True}
+        return source.taken
+
+    def _append(
+        self, record: UploadRecord, source: _Blocks, verify: Callable[[], None] | None
+    ) -> int:
         data = copy.deepcopy(record.data)
         self._delete(data.pop("garbage", []))  # the saved record says they are in parts
         part_size: int = data["part_size"]
         garbage: list[str] = []
-        source = _Blocks(blocks)
         offset = record.offset
         with self._spool() as spool:
             while True:
@@ -431,7 +471,13 @@ class S3Data(DataStore):
     ) -> None:
         size = layout.size(index)
         if self._slot_chunks(layout) == 1:
-            self._upload_part(record, index + 1, spool, size)
+            try:
+                self._upload_part(record, index + 1, spool, size)
+            except UploadNotFound:
+                # Assembled by a request that could not save its record: the
+                # chunk is in the object already (see :meth:`append`).
+                if not self._assembled(record, layout.total):
+                    raise
         else:
             self._put(self._chunk_key(record, index), spool, 0, size)
 
@@ -454,7 +500,12 @@ class S3Data(DataStore):
             return  # the chunk is its part already
         slot = index // k
         if all(received(i) for i in self._slot_range(layout, slot, k)):
-            self._build_slot(record, layout, slot, k)
+            try:
+                self._build_slot(record, layout, slot, k)
+            except UploadNotFound:
+                # Its staged chunks went with an assembly whose record was not saved.
+                if not self._assembled(record, layout.total):
+                    raise
 
     @staticmethod
     def _slot_range(layout: ChunkLayout, slot: int, k: int) -> range:
