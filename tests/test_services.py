@@ -179,3 +179,12 @@ def test_s3_client_helper_sets_the_non_aws_config(s3_endpoint: SeaweedS3) -> Non
     finally:
         client.close()
 
+
+
+def test_seaweedfs_ports_lie_below_the_ephemeral_range() -> None:
+    """A restart needs its ports again: no outgoing connection may have taken one."""
+    from tests.support.services import _ephemeral_low, _free_port_block
+
+    for _ in range(20):
+        base = _free_port_block()
+        assert base >= 20000 and base + 3 + 10000 < _ephemeral_low()

@@ -290,10 +290,24 @@ def use_credentials(monkeypatch: pytest.MonkeyPatch, endpoint: SeaweedS3) -> Non
         monkeypatch.setenv(name, value)
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out to outgoing connections (Linux; else IANA's)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 49152
+
+
 def _free_port_block() -> int:
-    """A base port whose next three ports and their gRPC twins (+10000) are all free."""
+    """A base port whose next three ports and their gRPC twins (+10000) are all free.
+
+    All eight lie below the ephemeral range, so that no outgoing connection
+    of this host takes one of them while the server is stopped (``start()``
+    after ``stop()`` needs the same ports again).
+    """
+    top = max(20001, _ephemeral_low() - 10004)
     while True:
-        base = random.randrange(20000, 45000)
+        base = random.randrange(20000, top)
         ports = [base + i for i in range(4)]
         if all(_port_free(port) and _port_free(port + 10000) for port in ports):
             return base
