@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tests.support.servers import serve
 from tests.support.static import with_static
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from playwright.sync_api import Browser, Page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("storage_backend")]
 
 PAGE_PATH = "/chunked.html"
 PAGE = (Path(__file__).parent / "browser" / "chunked.html").read_text()
@@ -191,6 +192,7 @@ def site(library: str, filter_options: dict[str, Any], tmp_path: Path) -> Iterat
             with_static(app, {PAGE_PATH: PAGE}),
             tmp_file_dir=str(tmp_path),
             upload_path=UPLOAD_PATH,
+            **backend.options(),
             **filter_options,
         ),
         prefix=library,

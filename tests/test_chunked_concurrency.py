@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import backend
 from tests.support.apps import RecordingApp, read_records, sha256
 from tests.support.chunked import PATH, ClientFile
 from tests.support.servers import serve, serve_processes
@@ -27,6 +28,8 @@ from tus_filter import TusFilter
 from tus_filter.protocols.chunked import ChunkState
 from tus_filter.protocols.flowlike import FLOOR
 from tus_filter.storage import ChunkLayout
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 ROUNDS = 4
 CHUNK = 256 * 1024  # large enough that the parallel writes overlap in time
@@ -100,7 +103,9 @@ def assert_one_hand_off(responses: list[requests.Response]) -> None:
 @pytest.mark.parametrize("library", ["flow", "resumable"])
 def test_last_chunks_from_threads(tmp_path: Path, library: str) -> None:
     downstream = RecordingApp(body=HANDED_OFF.encode())
-    app = TusFilter(downstream, upload_path=PATH, tmp_file_dir=str(tmp_path))
+    app = TusFilter(
+        downstream, upload_path=PATH, tmp_file_dir=str(tmp_path), **backend.options()
+    )
     with serve(app) as base_url:
         for round_ in range(ROUNDS):
             file = client_file(library, round_)
@@ -133,7 +138,9 @@ def test_last_chunks_from_threads_on_s3(
 def test_test_requests_racing_to_recover(tmp_path: Path, library: str) -> None:
     """F1 after a crash: every test request finds all chunks; one of them completes."""
     downstream = RecordingApp(body=HANDED_OFF.encode())
-    app = TusFilter(downstream, upload_path=PATH, tmp_file_dir=str(tmp_path))
+    app = TusFilter(
+        downstream, upload_path=PATH, tmp_file_dir=str(tmp_path), **backend.options()
+    )
     with serve(app) as base_url:
         for round_ in range(ROUNDS):
             file = client_file(library, round_)
@@ -181,6 +188,7 @@ def test_last_chunks_across_processes(tmp_path: Path, library: str) -> None:
         "tmp_file_dir": str(tmp_path / "store"),
         "upload_path": PATH,
         "body": HANDED_OFF,
+        **backend.shared_options(),
     }
     (tmp_path / "records").mkdir()
     with serve_processes("tests.support.apps:filtered_recording_app", options) as urls:

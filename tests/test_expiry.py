@@ -18,18 +18,23 @@ from urllib.parse import urlencode
 import pytest
 from webtest import TestApp, TestResponse
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tests.support.chunked import ClientFile
 from tus_filter import TusFilter, UploadExpired, UploadNotFound
 from tus_filter.protocols.flowlike import record_key
 from tus_filter.storage import UploadRecord
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 TUS = {"Tus-Resumable": "1.0.0"}
 FLOW = ClientFile.of_size(25)
 
 
 def make_filter(tmp_path: Path, **options: Any) -> tuple[TusFilter, TestApp]:
-    wrapped = TusFilter(RecordingApp(), tmp_file_dir=str(tmp_path), **options)
+    wrapped = TusFilter(
+        RecordingApp(), tmp_file_dir=str(tmp_path), **{**backend.options(), **options}
+    )
     return wrapped, TestApp(wrapped)
 
 

@@ -19,6 +19,8 @@ from tests.support.chunked import ClientFile, Server, multipart
 from tus_filter import Reject, UploadInfo, UploadNotFound
 from tus_filter.errors import PayloadTooLarge
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 FILE = ClientFile.of_size(25, prefix="resumable", type="text/plain", relative_path="my file.txt")
 
 

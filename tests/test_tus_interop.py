@@ -26,12 +26,13 @@ import pytest
 import requests
 from tusclient import client as tus_client
 
+from tests.support import backend
 from tests.support.apps import RecordingApp, read_records
 from tests.support.node import run_node
 from tests.support.servers import serve, serve_processes
 from tus_filter import TusFilter
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.usefixtures("storage_backend")]
 
 NODE_SCRIPT = Path(__file__).parent / "node" / "tus_upload.js"
 KIB = 1024
@@ -53,7 +54,10 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
     app = RecordingApp()
-    wrapped = TusFilter(app, tmp_file_dir=str(tmp_path / "store"), max_size=64 * 1024 * KIB)
+    wrapped = TusFilter(
+        app, tmp_file_dir=str(tmp_path / "store"), max_size=64 * 1024 * KIB,
+        **backend.options(),
+    )
     with serve(wrapped) as base_url:
         yield Server(base_url + "/files", app, wrapped)
 
@@ -124,7 +128,10 @@ def test_tuspy_resume(server: Server) -> None:
 
 def test_tuspy_resume_on_another_worker_process(tmp_path: Path) -> None:
     """Two processes sharing tmp_file_dir: start on one, resume on the other; one hand-off."""
-    options = {"record_dir": str(tmp_path), "tmp_file_dir": str(tmp_path / "store")}
+    options = {
+        "record_dir": str(tmp_path), "tmp_file_dir": str(tmp_path / "store"),
+        **backend.shared_options(),
+    }
     data = payload(300 * KIB, seed=7)
     with serve_processes("tests.support.apps:filtered_recording_app", options) as (one, two):
         first = tus_client.TusClient(one + "/files").uploader(
@@ -342,6 +349,7 @@ def test_tus_js_client_ietf_metadata_reaches_hook_and_app(tmp_path: Path, protoc
         app,
         tmp_file_dir=str(tmp_path / "store"),
         on_create=lambda environ, info: seen.append(info),
+        **backend.options(),
     )
     metadata = {"filename": "naïve résumé 🎉.txt", "filetype": "text/plain"}
     data = payload(20 * KIB, seed=10)
