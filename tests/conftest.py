@@ -92,6 +92,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the ``s3`` runs of ``filesystem`` cases marked in ``pytest.param(marks=...)``.
+
+    Marks on a parameter reach the items only, after ``pytest_generate_tests``.
+    """
+    on_s3 = [
+        item for item in items
+        if getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("storage_backend") == backend.S3
+        and item.get_closest_marker("filesystem") is not None
+    ]
+    if on_s3:
+        config.hook.pytest_deselected(items=on_s3)
+        dropped = set(map(id, on_s3))
+        items[:] = [item for item in items if id(item) not in dropped]
+
+
 @pytest.fixture
 def storage_backend(request: pytest.FixtureRequest) -> Iterator[str]:
     """The backend the filters of this test use (see tests/support/backend.py).

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any
@@ -195,3 +196,12 @@ def contents(storage: Storage, directory: str) -> list[str]:
     finally:
         client.close()
     return sorted(found)
+
+
+def upload_ids(storage: Storage, directory: str) -> list[str]:
+    """The ids of the uploads a store holds anything of (see :func:`contents`)."""
+    return sorted({
+        found.group()
+        for entry in contents(storage, directory)
+        if (found := re.search(r"\b(?:[0-9a-f]{64}|[0-9a-f]{32})\b", entry))
+    })
