@@ -316,6 +316,33 @@ def test_layout_matrix(page: Page, site: Site, library: str, method: str, force:
     assert 2 <= site.traffic.peak_uploads <= 3, "chunks ran in parallel, never more than 3"
 
 
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("library", ["flow"])
+@pytest.mark.parametrize(
+    ("size", "options"),
+    [
+        # On S3: 1 MiB chunks grouped in slots of 5, each slot one part.
+        pytest.param(11 * MIB + 123, {"chunkSize": MIB}, id="1-MiB-chunks-in-5-MiB-slots"),
+        # On S3: chunks of 5 MiB are parts of their own (the manual's advice for S3).
+        pytest.param(
+            11 * MIB + 123, {"chunkSize": 5 * MIB, "forceChunkSize": True},
+            id="forceChunkSize-5-MiB-chunks-as-parts",
+        ),
+    ],
+)
+def test_flow_files_of_several_parts(
+    page: Page, site: Site, library: str, size: int, options: dict[str, Any]
+) -> None:
+    """flow.js with chunks of S3's sizes: one hand-off, the bytes the page built."""
+    report = run_client(
+        page, site, "flow", [{"name": "big.bin", "size": size, "seed": 7}],
+        simultaneousUploads=3, **options,
+    )
+    assert_handed_over(site, "flow", report)
+
+
 TWO_FILES: list[dict[str, Any]] = [
     {
         "name": "Grüße 日本 (1).txt",
