@@ -19,8 +19,10 @@ use and stopped at the end of the session, so only tests that use one pay:
 its keys afterwards.  ``s3_endpoint`` (session) is a SeaweedFS S3 gateway
 (``.url``, ``.stop()``, ``.start()`` on the same ports and data);
 ``s3_client`` a boto3 client for it, ``s3_bucket`` the name of a fresh bucket
-that is removed with its contents afterwards.  ``s3_credentials`` puts the
-gateway's credentials in the environment for this test only, where boto3's
+that is removed with its contents afterwards (``backend_bucket``, one for the
+session, is the one ``storage_backend`` tests share, each below its own prefix).
+``s3_credentials`` puts the gateway's credentials in the environment for this test
+only, where boto3's
 standard chain (and child processes) find them.  The fixtures restart a
 server a test left stopped.
 

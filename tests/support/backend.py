@@ -8,6 +8,11 @@ and run with ``file`` only.  With ``s3`` the filters store bytes in a fresh
 bucket of the session's SeaweedFS server and records and locks in the
 session's Redis server (see ``tests/conftest.py``).
 
+What a store holds, on either backend, for tests that look at it:
+:func:`snapshot` (record and bytes of an upload, to compare), :func:`stored_bytes`,
+:func:`leftovers` (what deletion must free), :func:`contents` and
+:func:`upload_ids` (everything a store holds), :func:`spooled` (S3's scratch files).
+
 :func:`options` is what the harness (``tus_factory``, ``chunked.Server``,
 the cross-process workers) adds to the options of every filter it builds.
 """
