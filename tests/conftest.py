@@ -22,9 +22,8 @@ its keys afterwards.  ``s3_endpoint`` (session) is a SeaweedFS S3 gateway
 that is removed with its contents afterwards (``backend_bucket``, one for the
 session, is the one ``storage_backend`` tests share, each below its own prefix).
 ``s3_credentials`` puts the gateway's credentials in the environment for this test
-only, where boto3's
-standard chain (and child processes) find them.  The fixtures restart a
-server a test left stopped.
+only, where boto3's standard chain (and child processes) find them.  The
+fixtures restart a server a test left stopped.
 
 Hypothesis profiles: ``ci`` (the default) and ``long``, chosen by the
 ``TUS_FILTER_FUZZ`` environment variable (``make fuzz`` sets ``long``).
