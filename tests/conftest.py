@@ -19,10 +19,11 @@ use and stopped at the end of the session, so only tests that use one pay:
 its keys afterwards.  ``s3_endpoint`` (session) is a SeaweedFS S3 gateway
 (``.url``, ``.stop()``, ``.start()`` on the same ports and data);
 ``s3_client`` a boto3 client for it, ``s3_bucket`` the name of a fresh bucket
-that is removed with its contents afterwards.  ``s3_credentials`` puts the
-gateway's credentials in the environment for this test only, where boto3's
-standard chain (and child processes) find them.  The fixtures restart a
-server a test left stopped.
+that is removed with its contents afterwards (``backend_bucket``, one for the
+session, is the one ``storage_backend`` tests share, each below its own prefix).
+``s3_credentials`` puts the gateway's credentials in the environment for this test
+only, where boto3's standard chain (and child processes) find them.  The
+fixtures restart a server a test left stopped.
 
 Hypothesis profiles: ``ci`` (the default) and ``long``, chosen by the
 ``TUS_FILTER_FUZZ`` environment variable (``make fuzz`` sets ``long``).
@@ -93,23 +94,64 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Drop the ``s3`` runs of ``filesystem`` cases marked in ``pytest.param(marks=...)``.
+
+    Marks on a parameter reach the items only, after ``pytest_generate_tests``.
+    """
+    on_s3 = [
+        item for item in items
+        if getattr(item, "callspec", None) is not None
+        and item.callspec.params.get("storage_backend") == backend.S3
+        and item.get_closest_marker("filesystem") is not None
+    ]
+    if on_s3:
+        config.hook.pytest_deselected(items=on_s3)
+        dropped = set(map(id, on_s3))
+        items[:] = [item for item in items if id(item) not in dropped]
+
+
 @pytest.fixture
 def storage_backend(request: pytest.FixtureRequest) -> Iterator[str]:
-    """The backend the filters of this test use (see tests/support/backend.py)."""
+    """The backend the filters of this test use (see tests/support/backend.py).
+
+    On ``s3`` each test stores below a prefix of its own in one bucket of
+    the session (SeaweedFS takes a fifth of a second to write the first
+    object of a new bucket), and its Redis keys are deleted afterwards.
+    """
     name: str = request.param
     if name == backend.FILE:
         yield name
         return
     request.getfixturevalue("s3_credentials")
     endpoint: SeaweedS3 = request.getfixturevalue("s3_endpoint")
+    endpoint.start()  # in case an earlier test left it stopped
+    redis_url: str = request.getfixturevalue("redis_url")
+    storage = f"s3://{request.getfixturevalue('backend_bucket')}/{uuid.uuid4().hex[:16]}"
     options = {
-        "storage": f"s3://{request.getfixturevalue('s3_bucket')}/uploads",
+        "storage": storage,
         "s3_endpoint_url": endpoint.url,
         "s3_region": S3_REGION,
-        "redis_url": request.getfixturevalue("redis_url"),
+        "redis_url": redis_url,
     }
     with backend.using(options):
         yield name
+    request.getfixturevalue("redis_server").start()  # in case the test stopped it
+    delete_redis_keys(redis_url, f"tus_filter:{storage}/*")
+
+
+@pytest.fixture(scope="session")
+def backend_bucket(s3_endpoint: SeaweedS3) -> Iterator[str]:
+    """The bucket that ``storage_backend`` tests share, each below its own prefix."""
+    bucket = f"tus-filter-{uuid.uuid4().hex[:16]}"
+    client = make_s3_client(s3_endpoint.url)
+    try:
+        client.create_bucket(Bucket=bucket)
+        yield bucket
+        s3_endpoint.start()  # in case the last test stopped it
+        empty_and_delete_bucket(client, bucket)
+    finally:
+        client.close()
 
 
 @pytest.fixture
@@ -137,14 +179,19 @@ def redis_url(redis_server: RedisServer) -> str:
 
 @pytest.fixture
 def redis_namespace(redis_server: RedisServer) -> Iterator[str]:
-    import redis
-
     namespace = f"tus_filter-test:{uuid.uuid4().hex}"
     yield namespace
     redis_server.start()  # in case the test stopped it
-    client = redis.Redis.from_url(redis_server.url)
+    delete_redis_keys(redis_server.url, f"{namespace}*")
+
+
+def delete_redis_keys(url: str, pattern: str) -> None:
+    """Delete the keys of the Redis server at ``url`` that match ``pattern``."""
+    import redis
+
+    client = redis.Redis.from_url(url)
     try:
-        for key in client.scan_iter(match=f"{namespace}*", count=1000):
+        for key in client.scan_iter(match=pattern, count=1000):
             client.delete(key)
     finally:
         client.close()

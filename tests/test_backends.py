@@ -259,6 +259,24 @@ def test_s3_client_for_aws_addresses_buckets_by_host(s3_credentials: None) -> No
         client.close()
 
 
+def test_s3_clients_share_the_service_model_but_not_the_credentials(
+    s3_credentials: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each filter's client reads the model once per process, and credentials afresh."""
+    settings = Settings(storage="s3://bucket", redis_url="redis://localhost/0")
+    first = s3_client(settings)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "another-key")
+    second = s3_client(settings)
+    try:
+        models = [client.meta.service_model._service_description for client in (first, second)]
+        assert models[0] is models[1]
+        keys = [client._request_signer._credentials.access_key for client in (first, second)]
+        assert keys[1] == "another-key" != keys[0]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_redis_client_has_timeouts(redis_url: str) -> None:
     client = redis_client(redis_url, extra="redis")
     try:

@@ -33,6 +33,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tests.support.servers import serve
 from tests.support.static import with_static
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from playwright.sync_api import Browser, Page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("storage_backend")]
 
 PAGE_PATH = "/chunked.html"
 PAGE = (Path(__file__).parent / "browser" / "chunked.html").read_text()
@@ -191,6 +192,7 @@ def site(library: str, filter_options: dict[str, Any], tmp_path: Path) -> Iterat
             with_static(app, {PAGE_PATH: PAGE}),
             tmp_file_dir=str(tmp_path),
             upload_path=UPLOAD_PATH,
+            **backend.options(),
             **filter_options,
         ),
         prefix=library,
@@ -312,6 +314,33 @@ def test_layout_matrix(page: Page, site: Site, library: str, method: str, force:
     assert len(sizes) == (6 if force else 5)
     assert_each_chunk_once(site, identifier_of(report, name), sizes)
     assert 2 <= site.traffic.peak_uploads <= 3, "chunks ran in parallel, never more than 3"
+
+
+MIB = 1024 * 1024
+
+
+@pytest.mark.parametrize("library", ["flow"])
+@pytest.mark.parametrize(
+    ("size", "options"),
+    [
+        # On S3: 1 MiB chunks grouped in slots of 5, each slot one part.
+        pytest.param(11 * MIB + 123, {"chunkSize": MIB}, id="1-MiB-chunks-in-5-MiB-slots"),
+        # On S3: chunks of 5 MiB are parts of their own (the manual's advice for S3).
+        pytest.param(
+            11 * MIB + 123, {"chunkSize": 5 * MIB, "forceChunkSize": True},
+            id="forceChunkSize-5-MiB-chunks-as-parts",
+        ),
+    ],
+)
+def test_flow_files_of_several_parts(
+    page: Page, site: Site, library: str, size: int, options: dict[str, Any]
+) -> None:
+    """flow.js with chunks of S3's sizes: one hand-off, the bytes the page built."""
+    report = run_client(
+        page, site, "flow", [{"name": "big.bin", "size": size, "seed": 7}],
+        simultaneousUploads=3, **options,
+    )
+    assert_handed_over(site, "flow", report)
 
 
 TWO_FILES: list[dict[str, Any]] = [

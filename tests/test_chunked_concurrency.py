@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support import backend
 from tests.support.apps import RecordingApp, read_records, sha256
 from tests.support.chunked import PATH, ClientFile
 from tests.support.servers import serve, serve_processes
@@ -27,6 +28,8 @@ from tus_filter import TusFilter
 from tus_filter.protocols.chunked import ChunkState
 from tus_filter.protocols.flowlike import FLOOR
 from tus_filter.storage import ChunkLayout
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 ROUNDS = 4
 CHUNK = 256 * 1024  # large enough that the parallel writes overlap in time
@@ -100,7 +103,9 @@ def assert_one_hand_off(responses: list[requests.Response]) -> None:
 @pytest.mark.parametrize("library", ["flow", "resumable"])
 def test_last_chunks_from_threads(tmp_path: Path, library: str) -> None:
     downstream = RecordingApp(body=HANDED_OFF.encode())
-    app = TusFilter(downstream, upload_path=PATH, tmp_file_dir=str(tmp_path))
+    app = TusFilter(
+        downstream, upload_path=PATH, tmp_file_dir=str(tmp_path), **backend.options()
+    )
     with serve(app) as base_url:
         for round_ in range(ROUNDS):
             file = client_file(library, round_)
@@ -133,13 +138,15 @@ def test_last_chunks_from_threads_on_s3(
 def test_test_requests_racing_to_recover(tmp_path: Path, library: str) -> None:
     """F1 after a crash: every test request finds all chunks; one of them completes."""
     downstream = RecordingApp(body=HANDED_OFF.encode())
-    app = TusFilter(downstream, upload_path=PATH, tmp_file_dir=str(tmp_path))
+    app = TusFilter(
+        downstream, upload_path=PATH, tmp_file_dir=str(tmp_path), **backend.options()
+    )
     with serve(app) as base_url:
         for round_ in range(ROUNDS):
             file = client_file(library, round_)
             for number in range(1, CHUNKS):
                 assert send(base_url, file, number).status_code == 200
-            [key] = _upload_ids(tmp_path) - {c["upload_id"] for c in downstream.calls}
+            [key] = set(app.storage.records.ids()) - {c["upload_id"] for c in downstream.calls}
             _store_without_completing(app, key, file, CHUNKS)
             tests = [file.params(number) for number in range(1, CHUNKS + 1)]
             responses = at_once([
@@ -150,10 +157,6 @@ def test_test_requests_racing_to_recover(tmp_path: Path, library: str) -> None:
             assert_one_hand_off(responses)
             calls = [c for c in downstream.calls if c["upload_id"] == key]
             assert len(calls) == 1 and calls[0]["sha256"] == sha256(file.data)
-
-
-def _upload_ids(root: Path) -> set[str]:
-    return {path.name for path in (root / "uploads").glob("*/*")}
 
 
 def _store_without_completing(app: TusFilter, key: str, file: ClientFile, number: int) -> None:
@@ -181,6 +184,7 @@ def test_last_chunks_across_processes(tmp_path: Path, library: str) -> None:
         "tmp_file_dir": str(tmp_path / "store"),
         "upload_path": PATH,
         "body": HANDED_OFF,
+        **backend.shared_options(),
     }
     (tmp_path / "records").mkdir()
     with serve_processes("tests.support.apps:filtered_recording_app", options) as urls:

@@ -23,6 +23,8 @@ from tus_filter.protocols.chunked import ChunkState
 from tus_filter.protocols.flowlike import MULTIPART_ALLOWANCE, record_key
 from tus_filter.storage import ChunkLayout
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 FILE = ClientFile.of_size(25)
 
 

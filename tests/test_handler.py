@@ -17,8 +17,11 @@ import pytest
 import webob
 import webtest  # type: ignore[import-untyped]
 
+from tests.support import backend
 from tests.support.chunked import ClientFile
 from tus_filter import TusFilter, UploadHandler, UploadInfo, UploadResult
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 TUS = {"Tus-Resumable": "1.0.0"}
 CORS = {"cors_origins": "https://app.example"}
@@ -85,13 +88,15 @@ def test_view_answers_as_the_filter_does(
     method: str, path: str, headers: dict[str, str], body: bytes, options: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    view = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path / "v"), **options)))
-    edge = webtest.TestApp(TusFilter(downstream, tmp_file_dir=str(tmp_path / "f"), **options))
+    view = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path / "v"),
+                                              **backend.options(), **options)))
+    edge = webtest.TestApp(TusFilter(downstream, tmp_file_dir=str(tmp_path / "f"),
+                                     **backend.options(), **options))
     assert answer(view, method, path, headers, body) == answer(edge, method, path, headers, body)
 
 
 def test_completing_request_carries_the_upload_once(tmp_path: Path) -> None:
-    view = View(UploadHandler(tmp_file_dir=str(tmp_path)))
+    view = View(UploadHandler(tmp_file_dir=str(tmp_path), **backend.options()))
     app = webtest.TestApp(view)
     created = app.post("/files", headers={**TUS, "Upload-Length": "5"}, status=201)
     path = created.headers["Location"].removeprefix("http://localhost")
@@ -101,7 +106,9 @@ def test_completing_request_carries_the_upload_once(tmp_path: Path) -> None:
     app.head(path, headers=TUS, status=200)
     assert [result.upload is not None for result in view.results] == [False, False, True, False]
     upload = view.results[2].upload
-    assert upload is not None and Path(upload.path).read_bytes() == b"hello"
+    assert upload is not None
+    with upload.open() as file:
+        assert file.read() == b"hello"
     assert all(result.recognized for result in view.results)
 
 
@@ -118,7 +125,7 @@ def test_completing_request_carries_the_upload_once(tmp_path: Path) -> None:
 def test_urls_follow_the_route(script_name: str, path: str, location: str,
                                tmp_path: Path) -> None:
     """``upload_path`` is the route's prefix below ``request.script_name``."""
-    app = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path))),
+    app = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path), **backend.options())),
                           extra_environ={"SCRIPT_NAME": script_name})
     created = app.post(script_name + path, headers={**TUS, "Upload-Length": "5"}, status=201)
     assert re.fullmatch(re.escape(location) + "[0-9a-f]{32}", created.headers["Location"])
@@ -126,7 +133,7 @@ def test_urls_follow_the_route(script_name: str, path: str, location: str,
 
 def test_concatenation_urls_follow_the_route(tmp_path: Path) -> None:
     """Partials named by the Locations a view below ``SCRIPT_NAME`` handed out."""
-    app = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path))),
+    app = webtest.TestApp(View(UploadHandler(tmp_file_dir=str(tmp_path), **backend.options())),
                           extra_environ={"SCRIPT_NAME": "/site"})
     partial = {**TUS, "Upload-Concat": "partial",
                "Content-Type": "application/offset+octet-stream"}
@@ -140,7 +147,7 @@ def test_concatenation_urls_follow_the_route(tmp_path: Path) -> None:
 
 
 def test_unrecognised_request_keeps_its_body_for_the_view(tmp_path: Path) -> None:
-    handler = UploadHandler(tmp_file_dir=str(tmp_path))
+    handler = UploadHandler(tmp_file_dir=str(tmp_path), **backend.options())
     body = b'{"not": "an upload"}'
     request = webob.Request.blank("/files", method="POST", body=body,
                                   content_type="application/json")
@@ -150,7 +157,7 @@ def test_unrecognised_request_keeps_its_body_for_the_view(tmp_path: Path) -> Non
 
 
 def test_outside_upload_path_is_not_recognised(tmp_path: Path) -> None:
-    handler = UploadHandler(tmp_file_dir=str(tmp_path))
+    handler = UploadHandler(tmp_file_dir=str(tmp_path), **backend.options())
     request = webob.Request.blank("/files-old", method="POST", headers={**TUS,
                                                                          "Upload-Length": "5"})
     assert handler.handle(request).recognized is False
@@ -165,7 +172,7 @@ def test_hooks_see_the_view_request(tmp_path: Path) -> None:
     def on_terminate(environ: dict[str, Any], info: UploadInfo) -> None:
         seen.append(("terminate", environ["tus_filter.request"]))
 
-    handler = UploadHandler(tmp_file_dir=str(tmp_path), on_create=on_create,
+    handler = UploadHandler(tmp_file_dir=str(tmp_path), **backend.options(), on_create=on_create,
                             on_terminate=on_terminate)
     create = webob.Request.blank("/files", method="POST", headers={**TUS, "Upload-Length": "5"})
     location = handler.handle(create).response.location
@@ -175,7 +182,7 @@ def test_hooks_see_the_view_request(tmp_path: Path) -> None:
 
 
 def test_scope_given_by_the_view_separates_equal_flow_identifiers(tmp_path: Path) -> None:
-    handler = UploadHandler(tmp_file_dir=str(tmp_path))
+    handler = UploadHandler(tmp_file_dir=str(tmp_path), **backend.options())
     views = {user: webtest.TestApp(View(handler, scope=user)) for user in ("alice", "bob")}
     file = ClientFile.of_size(25, identifier="same-id")
 

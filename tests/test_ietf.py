@@ -21,6 +21,8 @@ from tests.support.tus import OCTET, SlowBody, Tus, call, in_thread, stored, str
 from tus_filter import Reject, UploadInfo
 from tus_filter.protocols.structured import parse_dictionary
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 PARTIAL = "application/partial-upload"
 PROBLEM = "https://iana.org/assignments/http-problem-types#"
 VERSIONS = [3, 4, 5, 6, 7, 8, 9]
@@ -610,10 +612,7 @@ def test_a_newer_request_stops_a_stalled_append(
     first, first_result = in_thread(
         lambda: call(tus.filter, "PATCH", path, headers, slow, content_length=10)
     )
-    deadline = time.monotonic() + 5
-    while tus.data(path) != b"AAAAA":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    tus.wait_for_written(path, b"AAAAA")
     started = time.monotonic()
     if second == "PATCH":
         answer = draft.append(path, 5, b"BBBBB", complete=True)

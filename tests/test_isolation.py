@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,12 +28,15 @@ import pytest
 import webtest  # type: ignore[import-untyped]
 
 from tests.paste.apps import user_header as user_of
+from tests.support import backend
 from tests.support.apps import sha256
 from tests.support.chunked import ClientFile, multipart
 from tests.support.tus import OCTET, Tus
 from tus_filter import Reject, UploadInfo
 from tus_filter.config import remote_user
 from tus_filter.protocols.flowlike import record_key
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 FLOW = ClientFile.of_size(25, prefix="flow")
 RESUMABLE = ClientFile.of_size(25, prefix="resumable")
@@ -184,10 +186,9 @@ def answer(response: webtest.TestResponse, upload_id: str) -> tuple[int, bytes]:
     return response.status_int, response.body.replace(upload_id.encode(), b"<id>")
 
 
-def on_disk(tus: Tus, upload_id: str) -> tuple[bytes, bytes]:
-    """The upload's bytes and record, exactly as stored."""
-    data = Path(tus.filter.storage.data.path_of(upload_id))
-    return data.read_bytes(), (data.parent / "info.json").read_bytes()
+def stored(tus: Tus, upload_id: str) -> Any:
+    """The upload's record and bytes, exactly as stored."""
+    return backend.snapshot(tus.filter.storage, upload_id)
 
 
 def unknown_like(upload_id: str) -> str:
@@ -208,13 +209,13 @@ def test_another_protocols_upload_answers_like_an_unknown_id(
 ) -> None:
     tus = make_tus()
     upload_id = CREATE[owner](tus)
-    before = on_disk(tus, upload_id)
+    before = stored(tus, upload_id)
     send = VERBS[verb][1]
     unknown = unknown_like(upload_id)
     expected = answer(send(tus, unknown), unknown)
     assert expected[0] in (400, 404)  # concatenation names a bad partial with 400
     assert answer(send(tus, upload_id), upload_id) == expected
-    assert on_disk(tus, upload_id) == before
+    assert stored(tus, upload_id) == before
     assert tus.handoffs == []
 
 
@@ -225,12 +226,12 @@ def test_the_other_chunk_client_with_the_same_file_meets_nothing(
     """Same identifier, name, size and chunk size: the other client starts an upload of its own."""
     tus = make_tus()
     upload_id = CREATE[owner](tus)
-    before = on_disk(tus, upload_id)
+    before = stored(tus, upload_id)
     file = CLIENT_FILES[other]
     query = "/files?" + urlencode(file.params(1))
     assert tus.request("GET", query, tus=False).status_int == 204
     assert send_chunk(tus, file, 2, data=b"X" * 15).json == {"chunk": 2, "complete": False}
-    assert on_disk(tus, upload_id) == before
+    assert stored(tus, upload_id) == before
 
 
 @pytest.mark.parametrize("verb", ["tus-PATCH", "tus-DELETE", "ietf-PATCH", "ietf-DELETE"])
@@ -323,13 +324,13 @@ def test_bound_upload_answers_another_scope_like_an_unknown_id(
     create = {"tus": create_tus, "ietf": create_ietf, "uid": create_uid}[owner]
     upload_id = create(tus, "alice")
     send = VERBS[verb][1]
-    before = on_disk(tus, upload_id)
+    before = stored(tus, upload_id)
     unknown = unknown_like(upload_id)
     assert answer(send(tus, upload_id, "bob"), upload_id) == answer(
         send(tus, unknown, "bob"), unknown
     )
     assert answer(send(tus, upload_id, ""), upload_id) == answer(send(tus, unknown, ""), unknown)
-    assert on_disk(tus, upload_id) == before
+    assert stored(tus, upload_id) == before
     if verb != "tus-concat-partial":  # a whole upload is no partial: see the next test
         assert send(tus, upload_id, "alice").status_int in (200, 204)
 

@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from tests.support.apps import sha256
-from tests.support.chunked import ClientFile, Server, multipart
+from tests.support.chunked import PATH, ClientFile, Server, multipart
+from tests.support.tus import SlowBody
 from tus_filter import Reject, UploadInfo, UploadNotFound
 from tus_filter.errors import PayloadTooLarge
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 FILE = ClientFile.of_size(25, prefix="resumable", type="text/plain", relative_path="my file.txt")
 
@@ -263,6 +268,32 @@ def test_base64_chunk_format_is_refused(server: Server) -> None:
         "POST", FILE.params(1), body=raw, headers={"Content-Type": content_type}
     )
     assert response.status_int == 400 and server.upload_dirs() == []
+
+
+def test_a_chunk_begun_before_the_layout_was_learnt_completes_with_the_learnt_one(
+    server: Server,
+) -> None:
+    """R7: chunk 1 starts while 25 bytes in 10s may be 2 chunks or 3 (its totalChunks is no
+    proof); chunk 2, of 15 bytes, then says 2.  Chunk 1, counted last, completes 2 chunks."""
+    slow = SlowBody(FLOOR_FILE.chunk(1)[:5], FLOOR_FILE.chunk(1)[5:])
+    request = server.app.RequestClass.blank(
+        PATH + "?" + urlencode(FLOOR_FILE.params(1)), method="POST",
+        content_type="application/octet-stream",
+    )
+    request.environ.update({"wsgi.input": slow, "CONTENT_LENGTH": "10"})
+    answers: list[Any] = []
+    first = threading.Thread(
+        target=lambda: answers.append(server.app.do_request(request, expect_errors=True))
+    )
+    first.start()
+    assert slow.started.wait(5)
+    assert body(send(server, FLOOR_FILE, 2, octet=True)) == {"chunk": 2, "complete": False}
+    slow.release.set()
+    first.join(10)
+    [answer] = answers
+    assert answer.status_int == 200, answer
+    [call] = server.downstream.calls
+    assert (call["size"], call["sha256"]) == (FLOOR_FILE.total, sha256(FLOOR_FILE.data))
 
 
 # -- R10: empty files --------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +16,8 @@ import pytest
 from tests.support.apps import sha256
 from tests.support.tus import ALL_EXTENSIONS, OCTET, TUS, Tus, b64, stored, strip_host
 from tus_filter import Reject, UploadInfo
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 # -- A. version negotiation, common behaviour ------------------------------------------------------
 
@@ -289,8 +290,8 @@ def test_on_create_sees_the_upload_before_it_exists(make_tus: Callable[..., Tus]
     holder: list[Tus] = []
 
     def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
-        path = Path(holder[0].filter.storage.data.path_of(info.upload_id))
-        seen.append((info, path.exists(), environ.get("HTTP_UPLOAD_CONCAT")))
+        exists = holder[0].filter.storage.records.exists(info.upload_id)
+        seen.append((info, exists, environ.get("HTTP_UPLOAD_CONCAT")))
 
     tus = make_tus(on_create=on_create)
     holder.append(tus)

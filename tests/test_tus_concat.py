@@ -18,6 +18,8 @@ import pytest
 from tests.support.tus import OCTET, Tus, b64, call, in_thread, stored
 from tus_filter import Reject, UploadInfo, UploadNotFound
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 
 def partial(tus: Tus, data: bytes | None, length: int | None = None, **headers: str) -> str:
     """A partial upload of ``length`` bytes (default ``len(data)``) holding ``data``."""

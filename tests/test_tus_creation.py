@@ -14,6 +14,8 @@ import pytest
 
 from tests.support.tus import OCTET, Tus, b64, call, sha1_header, stored
 
+pytestmark = pytest.mark.usefixtures("storage_backend")
+
 # -- C. creation -----------------------------------------------------------------------------------
 
 

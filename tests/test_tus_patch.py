@@ -10,12 +10,12 @@ import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.paste.apps import user_header
+from tests.support import backend
 from tests.support.tus import (
     OCTET,
     SlowBody,
@@ -26,6 +26,8 @@ from tests.support.tus import (
     sha1_header,
     stored,
 )
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 # -- E. HEAD ---------------------------------------------------------------------------------------
 
@@ -441,11 +443,12 @@ def test_delete(tus: Tus, done: bool) -> None:
     url = tus.create(3)
     if done:
         tus.patch(url, 0, b"abc")
-    data_path = Path(tus.filter.storage.data.path_of(url[-32:]))
+    record = tus.record(url)
+    assert backend.leftovers(tus.filter.storage, record) != []
     response = tus.request("DELETE", url)
     assert (response.status_int, response.body) == (204, b"")  # 105: exactly 204
     assert response.headers["Tus-Resumable"] == "1.0.0"
-    assert not data_path.exists()  # 99: resources freed
+    assert backend.leftovers(tus.filter.storage, record) == []  # 99: resources freed
     for method in ("HEAD", "DELETE"):  # 100
         assert tus.request(method, url).status_int == 404
     assert tus.patch(url, 0, b"abc").status_int == 404
@@ -497,14 +500,6 @@ def test_upload_expires_header_only_while_unfinished(make_tus: Callable[..., Tus
 # -- Q. locking and concurrency --------------------------------------------------------------------
 
 
-def _wait_for_data(tus: Tus, url: str, data: bytes) -> None:
-    """Until a running PATCH has written ``data`` (and is waiting for more)."""
-    deadline = time.monotonic() + 5
-    while tus.data(url) != data:
-        assert time.monotonic() < deadline, tus.data(url)
-        time.sleep(0.01)
-
-
 def test_newer_patch_takes_over_a_stalled_one(make_tus: Callable[..., Tus]) -> None:
     """#134: the second PATCH asks the first to stop; it keeps what it wrote and lets go.
 
@@ -519,7 +514,7 @@ def test_newer_patch_takes_over_a_stalled_one(make_tus: Callable[..., Tus]) -> N
     first, first_result = in_thread(
         lambda: call(tus.filter, "PATCH", url, headers, slow, content_length=10)
     )
-    _wait_for_data(tus, url, b"AAAAA")
+    tus.wait_for_written(url, b"AAAAA")
     started = time.monotonic()
     second = call(tus.filter, "PATCH", url, headers, b"BBBBBBBBBB")
     assert time.monotonic() - started < 2
@@ -544,7 +539,7 @@ def test_takeover_discards_an_unverified_chunk(make_tus: Callable[..., Tus]) -> 
     first, first_result = in_thread(
         lambda: call(tus.filter, "PATCH", url, headers, slow, content_length=10)
     )
-    _wait_for_data(tus, url, b"AAAAA")
+    tus.wait_for_written(url, b"AAAAA")
     second = call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET},
                   b"BBBBBBBBBB")
     first.join(5)
@@ -563,7 +558,7 @@ def test_delete_takes_over_a_running_patch(make_tus: Callable[..., Tus]) -> None
         lambda: call(tus.filter, "PATCH", url, {"Upload-Offset": "0", "Content-Type": OCTET},
                      slow, content_length=10)
     )
-    _wait_for_data(tus, url, b"AAAAA")
+    tus.wait_for_written(url, b"AAAAA")
     assert tus.request("DELETE", url).status_int == 204
     first.join(5)
     slow.release.set()
@@ -582,7 +577,7 @@ def test_a_strangers_patch_does_not_stop_the_owners(make_tus: Callable[..., Tus]
         lambda: call(tus.filter, "PATCH", url, {**headers, "X-User": "alice"}, slow,
                      content_length=10)
     )
-    _wait_for_data(tus, url, b"AAAAA")
+    tus.wait_for_written(url, b"AAAAA")
     assert call(tus.filter, "PATCH", url, {**headers, "X-User": "bob"}, b"B" * 10).status == 404
     assert call(tus.filter, "DELETE", url, {"X-User": "bob"}).status == 404
     slow.release.set()

@@ -14,7 +14,7 @@ import hashlib
 import json
 import random
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ import pytest
 import requests
 from webtest import TestApp, TestResponse
 
+from tests.support import backend
 from tests.support.apps import RecordingApp
 from tests.support.servers import serve
 from tus_filter import TusFilter, UploadIncomplete, UploadInfo, UploadNotFound
@@ -30,6 +31,8 @@ from tus_filter.errors import Reject
 from tus_filter.protocols.chunked import MAX_CHUNKS, ChunkState
 from tus_filter.protocols.uid import MAX_JSON_BODY, MAX_JSON_CONTENT
 from tus_filter.storage import UploadRecord
+
+pytestmark = pytest.mark.usefixtures("storage_backend")
 
 TRANSPORTS = ("multipart", "octet", "json")
 BOUNDARY = "uid-test-boundary"
@@ -114,10 +117,6 @@ def payload(size: int, seed: int = 0) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-def stored_ids(directory: Path) -> list[str]:
-    return sorted(path.name for path in (directory / "uploads").glob("*/*"))
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -134,13 +133,28 @@ def recorder() -> RecordingApp:
 
 @pytest.fixture
 def make(tmp_path: Path, recorder: RecordingApp) -> Any:
-    """``make(**options)``: the filter around ``recorder`` and a TestApp driving it."""
+    """``make(**options)``: a filter around ``recorder`` and a TestApp driving it.
+
+    The filters of one test share one store, as they share ``tmp_path``.
+    """
+    store = backend.options()
 
     def build(**options: Any) -> tuple[TusFilter, TestApp]:
-        wrapped = TusFilter(recorder, tmp_file_dir=str(tmp_path), **options)
+        wrapped = TusFilter(recorder, tmp_file_dir=str(tmp_path), **{**store, **options})
+        built.append(wrapped)
         return wrapped, TestApp(wrapped)
 
+    built: list[TusFilter] = []
     return build
+
+
+Stored = Callable[[], list[str]]
+
+
+@pytest.fixture
+def stored_ids(make: Any, tmp_path: Path) -> Stored:
+    """``stored_ids()``: what the test's store holds (records, bytes), [] when empty."""
+    return lambda: backend.contents(make()[0].storage, str(tmp_path))
 
 
 @pytest.fixture
@@ -283,11 +297,12 @@ def test_the_gws_client_loop_uploads_at_its_own_chunk_size(
 
 
 def test_the_gws_client_sends_nothing_for_a_0_byte_file(
-    app: TestApp, recorder: RecordingApp, tmp_path: Path
+    app: TestApp, recorder: RecordingApp, tmp_path: Path,
+    stored_ids: Stored,
 ) -> None:
     assert gws_upload(app, "octet", b"", 4) == []
     assert recorder.calls == []
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 def client_cut(data: bytes, chunk_size: int) -> list[bytes]:
@@ -370,14 +385,15 @@ def test_a_wrong_sized_multipart_re_send_leaves_the_stored_chunk_intact(
     ],
 )
 def test_a_multipart_first_chunk_that_fits_no_cut_leaves_nothing(
-    app: TestApp, tmp_path: Path, number: int, size: int, message: str
+    app: TestApp, tmp_path: Path, number: int, size: int, message: str,
+    stored_ids: Stored,
 ) -> None:
     """Before any size is pinned, a multipart chunk is staged: checked, then placed."""
     refused = post_chunk(app, "multipart", first(9, 3, number), b"\xff" * size)
     assert refused.status_int == 400
     rule = "ceil(totalSize / S) == chunkCount (S from 3 to 4 bytes)"
     assert refused.json["error"].startswith(message) and rule in refused.json["error"]
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 # -- the first chunk: layout and limits -------------------------------------------------------
@@ -417,13 +433,14 @@ MAX_SIZE = 200_000
 def test_first_chunk_layout_and_limits(
     make: Any, tmp_path: Path, transport: str, total: int, count: int, number: int, size: int,
     status: int,
+    stored_ids: Stored,
 ) -> None:
     _, app = make(max_size=MAX_SIZE)
     response = post_chunk(app, transport, first(total, count, number), bytes(size))
     assert response.status_int == status, response.body
     if status != 200:
         assert response.json["error"]
-        assert stored_ids(tmp_path) == []  # a refused first chunk leaves nothing behind
+        assert stored_ids() == []  # a refused first chunk leaves nothing behind
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -439,13 +456,14 @@ BAD_TEXT_INTEGERS = ["abc", "-1", "1.0", "1e3", " 1", "", "0x1", "1" * 16, "١"]
 )
 @pytest.mark.parametrize("text_transport", ["multipart", "octet"])
 def test_integers_in_text_transports_are_plain_digits(
-    app: TestApp, tmp_path: Path, text_transport: str, name: str, value: str
+    app: TestApp, tmp_path: Path, text_transport: str, name: str, value: str,
+    stored_ids: Stored,
 ) -> None:
     fields = {**first(10, 1, 0), name: value}
     response = post_chunk(app, text_transport, fields, bytes(10))
     assert response.status_int == 400
     assert name in response.json["error"]
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 @pytest.mark.parametrize(
@@ -464,11 +482,13 @@ def test_integers_in_text_transports_are_plain_digits(
         pytest.param("fileName", ["a"], id="list-fileName"),
     ],
 )
-def test_json_types_are_strict(app: TestApp, tmp_path: Path, name: str, value: Any) -> None:
+def test_json_types_are_strict(
+    app: TestApp, tmp_path: Path, name: str, value: Any, stored_ids: Stored
+) -> None:
     response = post_chunk(app, "json", {**first(10, 1, 0), name: value}, bytes(10))
     assert response.status_int == 400
     assert name in response.json["error"]
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 @pytest.mark.parametrize(
@@ -519,7 +539,8 @@ def test_missing_parameters(
     ],
 )
 def test_file_names(
-    app: TestApp, recorder: RecordingApp, tmp_path: Path, transport: str, name: str, status: int
+    app: TestApp, recorder: RecordingApp, tmp_path: Path, transport: str, name: str, status: int,
+    stored_ids: Stored,
 ) -> None:
     response = post_chunk(app, transport, first(3, 1, 0, name=name), b"abc")
     assert response.status_int == status, response.body
@@ -528,7 +549,7 @@ def test_file_names(
         assert name not in str(recorder.calls[0]["path"])  # metadata only, never a path
     else:
         assert "fileName" in response.json["error"]
-        assert stored_ids(tmp_path) == []
+        assert stored_ids() == []
 
 
 def test_lone_surrogate_in_a_json_file_name_is_refused(app: TestApp) -> None:
@@ -551,12 +572,13 @@ def test_lone_surrogate_in_a_json_file_name_is_refused(app: TestApp) -> None:
     ],
 )
 def test_unknown_upload_uids_are_404(
-    app: TestApp, tmp_path: Path, transport: str, uid: str
+    app: TestApp, tmp_path: Path, transport: str, uid: str,
+    stored_ids: Stored,
 ) -> None:
     response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
     assert response.status_int == 404
     assert response.json == {"error": "upload not found"}
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
     assert not (tmp_path / "locks").exists() or not list((tmp_path / "locks").rglob("*.lock"))
 
 
@@ -578,9 +600,10 @@ def test_another_protocols_upload_is_not_writable(make: Any, transport: str) -> 
     record = UploadRecord(upload_id=uid, protocol="flowjs", length=10)
     ChunkState(chunk_size=10, chunk_count=1).store(record)
     wrapped.storage.create(record)
+    before = backend.snapshot(wrapped.storage, uid)
     response = post_chunk(app, transport, later(uid, 1, 0), bytes(10))
     assert response.status_int == 404
-    assert Path(wrapped.storage.data.path_of(uid)).read_bytes() == b""
+    assert backend.snapshot(wrapped.storage, uid) == before
 
 
 @pytest.mark.parametrize(
@@ -629,12 +652,13 @@ def json_request(app: TestApp, data: Any) -> TestResponse:
     ],
 )
 def test_json_content_is_padded_base64_within_the_limit(
-    app: TestApp, tmp_path: Path, content: Any, status: int, message: str
+    app: TestApp, tmp_path: Path, content: Any, status: int, message: str,
+    stored_ids: Stored,
 ) -> None:
     response = json_request(app, {**first(10, 1, 0), "content": content})
     assert response.status_int == status
     assert message in response.json["error"]
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 def test_json_chunk_of_the_maximum_size_is_accepted(app: TestApp, recorder: RecordingApp) -> None:
@@ -664,17 +688,19 @@ def test_json_without_content_is_refused(app: TestApp) -> None:
 def test_multipart_shape(
     app: TestApp, recorder: RecordingApp, tmp_path: Path, fields: dict[str, Any],
     file: tuple[str, bytes] | None, after: list[tuple[str, str]], message: str,
+    stored_ids: Stored,
 ) -> None:
     body = multipart_body(((k, str(v)) for k, v in fields.items()), file, after)
     response = send(app, "/files", f"multipart/form-data; boundary={BOUNDARY}", body)
     assert response.status_int == 400
     assert message in response.json["error"]
     assert recorder.calls == []
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 def test_multipart_body_cut_before_its_closing_delimiter_is_400(
-    app: TestApp, recorder: RecordingApp, tmp_path: Path
+    app: TestApp, recorder: RecordingApp, tmp_path: Path,
+    stored_ids: Stored,
 ) -> None:
     """Found by the property tests: the end of the form after the file part was a 500."""
     fields = ((k, str(v)) for k, v in first(10, 1, 0).items())
@@ -684,18 +710,19 @@ def test_multipart_body_cut_before_its_closing_delimiter_is_400(
     assert response.status_int == 400
     assert "malformed multipart body" in response.json["error"]
     assert recorder.calls == []
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 @pytest.mark.parametrize("body_transport", ["multipart", "json"])
 def test_parameters_travel_in_one_place_only(
-    app: TestApp, tmp_path: Path, body_transport: str
+    app: TestApp, tmp_path: Path, body_transport: str,
+    stored_ids: Stored,
 ) -> None:
     url, content_type, body = encode(body_transport, first(10, 1, 0), bytes(10))
     response = send(app, url + "?chunkNumber=0", content_type, body)
     assert response.status_int == 400
     assert "query string" in response.json["error"]
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
 
 
 @pytest.mark.parametrize(
@@ -760,25 +787,29 @@ MARKERS = "uploadUid=&fileName=a&totalSize=3&chunkNumber=0&chunkCount=1"
     ],
 )
 def test_requests_that_are_not_uid_chunks_pass_through(
-    tmp_path: Path, method: str, url: str, content_type: str, body: bytes
+    tmp_path: Path, method: str, url: str, content_type: str, body: bytes,
 ) -> None:
-    app = TestApp(TusFilter(EchoApp(), tmp_file_dir=str(tmp_path), protocols=["uid"]))
+    wrapped = TusFilter(
+        EchoApp(), tmp_file_dir=str(tmp_path), protocols=["uid"], **backend.options()
+    )
     headers = {"Content-Type": content_type} if content_type else {}
-    response = app.request(url, method=method, body=body, headers=headers)
+    response = TestApp(wrapped).request(url, method=method, body=body, headers=headers)
     assert response.status_int == 200
     assert response.body == body
-    assert stored_ids(tmp_path) == []
+    assert backend.contents(wrapped.storage, str(tmp_path)) == []
 
 
 # -- hooks, locks, get_upload -----------------------------------------------------------------
 
 
-def test_on_create_runs_once_before_the_upload_exists(make: Any, tmp_path: Path) -> None:
+def test_on_create_runs_once_before_the_upload_exists(
+    make: Any, tmp_path: Path, stored_ids: Stored
+) -> None:
     seen: list[UploadInfo] = []
 
     def on_create(environ: dict[str, Any], info: UploadInfo) -> None:
         seen.append(info)
-        assert stored_ids(tmp_path) == []
+        assert stored_ids() == []
         if info.filename == "forbidden.exe":
             raise Reject(403, "no executables")
 
@@ -786,7 +817,7 @@ def test_on_create_runs_once_before_the_upload_exists(make: Any, tmp_path: Path)
     refused = post_chunk(app, "octet", first(4, 2, 0, name="forbidden.exe"), b"ab")
     assert refused.status_int == 403
     assert refused.json == {"error": "no executables"}
-    assert stored_ids(tmp_path) == []
+    assert stored_ids() == []
     uid = start(app, b"abcd", 2)
     post_chunk(app, "octet", later(uid, 2, 1), b"cd")
     assert [(i.protocol, i.filename, i.size) for i in seen] == [
@@ -808,10 +839,11 @@ def test_a_chunk_of_known_wrong_size_is_refused_before_anything_happens(
     assert "ceil(totalSize / S) == chunkCount (S from 5 to 9 bytes)" in refused.json["error"]
     assert seen == []
     uid = start(app, bytes(10), 2, 1)
+    before = backend.snapshot(wrapped.storage, uid)
     refused = post_chunk(app, sized_transport, later(uid, 2, 0), b"\xff" * 4)
     assert refused.status_int == 400
     assert "fixed its chunk size at 5 bytes" in refused.json["error"]
-    assert b"\xff" not in Path(wrapped.storage.data.path_of(uid)).read_bytes()
+    assert backend.snapshot(wrapped.storage, uid) == before
 
 
 def test_a_lock_timeout_is_503_with_retry_after_F25(
@@ -842,7 +874,8 @@ def test_get_upload(make: Any) -> None:
     assert (upload.protocol, upload.upload_id, upload.filename, upload.size) == (
         "uid", uid, "report.pdf", 20,
     )
-    assert Path(upload.path).read_bytes() == data
+    with upload.open() as file:
+        assert file.read() == data
     with pytest.raises(UploadNotFound):
         wrapped.get_upload("0" * 32)
     with pytest.raises(UploadNotFound):
@@ -866,7 +899,7 @@ def send_live(base: str, transport: str, fields: Mapping[str, Any], content: byt
 
 @pytest.fixture
 def live(tmp_path: Path, recorder: RecordingApp) -> Iterator[str]:
-    with serve(TusFilter(recorder, tmp_file_dir=str(tmp_path))) as base:
+    with serve(TusFilter(recorder, tmp_file_dir=str(tmp_path), **backend.options())) as base:
         yield base
 
 

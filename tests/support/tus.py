@@ -16,6 +16,7 @@ import base64
 import hashlib
 import io
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,7 +93,25 @@ class Tus:
         return self.filter.storage.load(path.rsplit("/", 1)[1], allow_expired=True)
 
     def data(self, path: str) -> bytes:
-        return Path(self.filter.storage.data.path_of(path.rsplit("/", 1)[1])).read_bytes()
+        """The upload's bytes as stored (see ``backend.stored_bytes``)."""
+        return backend.stored_bytes(self.filter.storage, self.record(path))
+
+    def wait_for_written(self, path: str, data: bytes, timeout: float = 5.0) -> None:
+        """Until a PATCH still running has written ``data``, its first bytes, and waits for more.
+
+        On local files they are in the upload's file.  On S3 a request spools
+        what it appends (the piece is stored when the request ends): there the
+        sign is a spool file of this filter's with ``len(data)`` bytes.
+        """
+        deadline = time.monotonic() + timeout
+        while not self._written(path, data):
+            assert time.monotonic() < deadline, f"no PATCH has written {data!r}"
+            time.sleep(0.01)
+
+    def _written(self, path: str, data: bytes) -> bool:
+        if self.filter.storage.data.capabilities.local_paths:
+            return self.data(path) == data
+        return len(data) in backend.spooled(self.filter.settings.tmp_file_dir)
 
     @property
     def handoffs(self) -> list[dict[str, Any]]:

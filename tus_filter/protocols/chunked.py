@@ -291,6 +291,11 @@ class ChunkStore:
         meanwhile, the bytes went into the old upload: the chunk does not count.
         Once the count is saved, the data store may prepare the assembly
         (``DataStore.chunk_counted``), without the lock.
+
+        ``layout`` is the request's; the chunk count is the record's: another
+        chunk may have told it meanwhile (flow.js and resumable.js files that
+        either layout fits), and the upload completes, and is assembled, in
+        the layout it has now.  Chunk ``index`` is the same in both.
         """
         with self.storage.lock(upload_id):
             record = self.storage.load(upload_id)
@@ -299,6 +304,8 @@ class ChunkStore:
             if record.is_complete:
                 return ChunkResult(True)
             state = ChunkState.of(record)
+            if state.chunk_count is not None and state.chunk_count != layout.count:
+                layout = ChunkLayout(layout.total, layout.chunk_size, state.chunk_count)
             state.add_chunk(index)
             state.store(record)
             result = self._finish_or_save(record, state, layout)
