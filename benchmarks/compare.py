@@ -419,22 +419,33 @@ class Results:
         self.rounds.setdefault((workload.name, system), []).append(result)
 
 
+def run_lanes(
+    workload: Workload, port: int, source: int, server_pid: int
+) -> tuple[float, int, list[Lane]]:
+    """Run ``workload`` over fresh lanes to ``port``: wall time, peak server RSS, the lanes.
+
+    The lanes are closed on return; their counters stay readable.
+    """
+    sampler = RssSampler(server_pid)
+    sampler.start()
+    lanes = [Lane(port, source) for _ in range(workload.lanes)]
+    try:
+        started = time.perf_counter()
+        workload.run(lanes)
+        wall = time.perf_counter() - started
+    finally:
+        peak = sampler.stop()
+        for lane in lanes:
+            lane.close()
+    return wall, peak, lanes
+
+
 def measure(workload: Workload, system: System, source: int, base: Path) -> Round:
     with served(system, base) as (process, port):
         pids = process_tree(process.pid)
         idle = rss_bytes(pids)
         cpu_before = cpu_seconds(pids)
-        sampler = RssSampler(process.pid)
-        sampler.start()
-        lanes = [Lane(port, source) for _ in range(workload.lanes)]
-        try:
-            started = time.perf_counter()
-            workload.run(lanes)
-            wall = time.perf_counter() - started
-        finally:
-            peak = sampler.stop()
-            for lane in lanes:
-                lane.close()
+        wall, peak, lanes = run_lanes(workload, port, source, process.pid)
         cpu = cpu_seconds(process_tree(process.pid)) - cpu_before
     expected = workload.uploads
     completions = sum(lane.completions for lane in lanes)

@@ -136,18 +136,8 @@ class Bench:
             idle = rss_bytes(pids)
             counted_before = s3_requests(port)
             cpu_before, weed_before = cpu_seconds(pids), self.weed_cpu()
-            sampler = RssSampler(process.pid)
-            sampler.start()
             with open(self.source, "rb") as source:
-                lanes = [Lane(port, source.fileno()) for _ in range(workload.lanes)]
-                try:
-                    started = time.perf_counter()
-                    workload.run(lanes)
-                    wall = time.perf_counter() - started
-                finally:
-                    peak = sampler.stop()
-                    for lane in lanes:
-                        lane.close()
+                wall, peak, lanes = compare.run_lanes(workload, port, source.fileno(), process.pid)
             cpu = cpu_seconds(process_tree(process.pid)) - cpu_before
             weed = self.weed_cpu() - weed_before
             counted = s3_requests(port) - counted_before

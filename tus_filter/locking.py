@@ -54,6 +54,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, suppress
+from typing import ClassVar
 
 from .errors import UploadLocked
 
@@ -87,6 +88,9 @@ class Locker(ABC):
     """Hands out per-key locks (see the module docstring)."""
 
     timeout: float
+    #: Whether a key leaves something behind after its last hold (a lock
+    #: file), which only :meth:`Lock.discard` removes.
+    keys_outlive_holds: ClassVar[bool]
 
     @abstractmethod
     def hold(
@@ -138,6 +142,8 @@ class FileLock(Lock):
 
 class FileLocker(Locker):
     """``flock`` locks on files below ``directory``, for one host (see the module docstring)."""
+
+    keys_outlive_holds = True
 
     def __init__(self, directory: str, timeout: float):
         self.directory = directory

@@ -190,6 +190,8 @@ class RedisLocker(Locker):
     long a lock outlives a holder that stopped renewing it (tests shorten it).
     """
 
+    keys_outlive_holds = False  # releasing a hold deletes its keys
+
     def __init__(
         self, client: redis.Redis, *, namespace: str, timeout: float, ttl: float = LOCK_TTL
     ):

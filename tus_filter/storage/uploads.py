@@ -62,8 +62,8 @@ class Storage:
             try:
                 yield lock
             finally:
-                if not self.records.exists(upload_id):
-                    # No such upload (an unknown id, or deleted): leave no lock behind.
+                if self.locker.keys_outlive_holds and not self.records.exists(upload_id):
+                    # No such upload (an unknown id, or deleted): leave no lock file behind.
                     lock.discard()
                 if outer is None:
                     del held[upload_id]
