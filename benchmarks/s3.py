@@ -1,6 +1,7 @@
 """The filter on S3 against boto3's own upload, and the S3 requests an upload costs.
 
-    .venv/bin/python benchmarks/s3.py [--rounds 3] [--size 1024] [--smoke] [--profile DIR]
+    .venv/bin/python benchmarks/s3.py [--rounds 3] [--size 1024] [--smoke]
+                                      [--servers waitress,gunicorn] [--profile DIR]
 
 Starts a SeaweedFS S3 gateway and a Redis server as the tests do
 (``tests/support/services.py``), in a scratch directory, on free ports, and
@@ -11,12 +12,15 @@ of every system, then round 2, ...), each in a fresh bucket:
   process of its own (default ``TransferConfig``: 8 MiB parts, 10 threads),
   the same client configuration as the filter's;
 * ``tus-1-patch``: the filter (``storage = s3://…``, ``redis_url``) under
-  waitress (``benchmarks/bench_server.py``), one tus upload of the file in
-  one PATCH, sent by the client of ``benchmarks/compare.py``;
+  each of ``--servers`` (``benchmarks/bench_server.py``: waitress, which
+  reads a body whole before the application sees it, and gunicorn's
+  ``gthread`` worker, which streams it), one tus upload of the file in one
+  PATCH, sent by the client of ``benchmarks/compare.py``;
 * ``tus-8m``: the same in 8 MiB PATCHes.
 
-Once, after the rounds, for the S3 requests they cost: tus in 1 MiB
-PATCHes, and flow.js multipart chunks of 1 MiB and 8 MiB (3 in parallel).
+Once, after the rounds, under the first of ``--servers``, for the S3
+requests they cost: tus in 1 MiB PATCHes, and flow.js multipart chunks of
+1 MiB and 8 MiB (3 in parallel).
 
 Columns: median and fastest wall time (the ceiling's from its first request
 to ``upload_fileobj``'s return, the filter's from the creation POST to the
@@ -27,8 +31,8 @@ ceiling's fastest time over the system's (1.0 is as fast as boto3); and the
 S3 requests sent, counted in the uploading process by a botocore
 ``before-send`` hook (retries included), scaled to 1 GiB.
 
-``--profile DIR`` instead runs the two timed filter workloads once each with
-py-spy attached to the server and prints where its samples go.
+``--profile DIR`` instead runs the two timed filter workloads once each under
+each server with py-spy attached to it and prints where its samples go.
 Not part of the test run but for ``--smoke``: numbers depend on the machine.
 """
 
@@ -66,7 +70,7 @@ from tests.support.services import (  # noqa: E402
 )
 
 GIB = 1024 * MIB
-CEILING = "ceiling"
+CEILING = ("ceiling", "boto3")  # a row of the tables: (upload, server)
 COUNT_ENV = "TUS_FILTER_BENCH_COUNT_S3"
 
 
@@ -117,21 +121,21 @@ class Bench:
         assert self.seaweed.pid is not None
         return cpu_seconds(process_tree(self.seaweed.pid))
 
-    def filter_system(self, bucket: str) -> System:
-        return System("filter", "waitress", (
+    def filter_system(self, bucket: str, server: str = "waitress") -> System:
+        return System("filter", server, (
             f"storage=s3://{bucket}/uploads", f"s3_endpoint_url={self.seaweed.url}",
             f"s3_region={S3_REGION}", f"redis_url={self.redis.url}",
         ))
 
-    def measure(self, workload: Workload) -> Sample:
+    def measure(self, workload: Workload, server: str = "waitress") -> Sample:
         bucket = self.bucket()
         try:
-            return self._measure_filter(workload, bucket)
+            return self._measure_filter(workload, self.filter_system(bucket, server))
         finally:
             self.drop(bucket)
 
-    def _measure_filter(self, workload: Workload, bucket: str) -> Sample:
-        with compare.served(self.filter_system(bucket), self.scratch) as (process, port):
+    def _measure_filter(self, workload: Workload, system: System) -> Sample:
+        with compare.served(system, self.scratch) as (process, port):
             pids = process_tree(process.pid)
             idle = rss_bytes(pids)
             counted_before = s3_requests(port)
@@ -207,29 +211,30 @@ def upload_fileobj(endpoint: str, bucket: str, source: str, size: str) -> None:
 # -- the report ---------------------------------------------------------------------------------
 
 
-def table(results: dict[str, list[Sample]], size: int) -> str:
-    header = (f"{'upload':12} {'median s':>9} {'fastest s':>9} {'MiB/s':>7} {'CPU s':>6} "
-              f"{'RSS+ MiB':>8} {'weed CPU s':>10} {'ratio':>6} {'S3 req/GiB':>10}")
+def table(results: dict[tuple[str, str], list[Sample]], size: int) -> str:
+    header = (f"{'upload':12} {'server':9} {'median s':>9} {'fastest s':>9} {'MiB/s':>7} "
+              f"{'CPU s':>6} {'RSS+ MiB':>8} {'weed CPU s':>10} {'ratio':>6} {'S3 req/GiB':>10}")
     lines = [header, "-" * len(header)]
     ceiling = min(s.wall for s in results[CEILING])
-    for name, samples in results.items():
+    for (name, server), samples in results.items():
         fastest = min(s.wall for s in samples)
         lines.append(
-            f"{name:12} {statistics.median(s.wall for s in samples):>9.3f} {fastest:>9.3f} "
-            f"{size / MIB / fastest:>7.1f} {statistics.median(s.cpu for s in samples):>6.2f} "
+            f"{name:12} {server:9} {statistics.median(s.wall for s in samples):>9.3f} "
+            f"{fastest:>9.3f} {size / MIB / fastest:>7.1f} "
+            f"{statistics.median(s.cpu for s in samples):>6.2f} "
             f"{max(s.rss_above_idle for s in samples) / MIB:>8.1f} "
             f"{statistics.median(s.weed_cpu for s in samples):>10.2f} "
             f"{ceiling / fastest:>6.2f} {per_gib(samples[0].s3_requests, size):>10.0f}")
     return "\n".join(lines)
 
 
-def requests_table(results: dict[str, Sample], size: int) -> str:
-    header = f"{'upload':12} {'S3 req/GiB':>10} {'S3 req':>7}  by operation"
+def requests_table(results: dict[tuple[str, str], Sample], size: int) -> str:
+    header = f"{'upload':12} {'server':9} {'S3 req/GiB':>10} {'S3 req':>7}  by operation"
     lines = [header, "-" * 78]
-    for name, sample in results.items():
+    for (name, server), sample in results.items():
         operations = ", ".join(f"{operation} {n}" for operation, n in
                                sorted(sample.s3_requests.items(), key=lambda item: -item[1]))
-        lines.append(f"{name:12} {per_gib(sample.s3_requests, size):>10.0f} "
+        lines.append(f"{name:12} {server:9} {per_gib(sample.s3_requests, size):>10.0f} "
                      f"{sum(sample.s3_requests.values()):>7}  {operations}")
     return "\n".join(lines)
 
@@ -253,18 +258,20 @@ def machine() -> str:
 # -- profiling ------------------------------------------------------------------------------------
 
 
-def profile(bench: Bench, workload_list: list[Workload], out: Path) -> None:
+def profile(bench: Bench, workload_list: list[Workload], out: Path, server: str) -> None:
     """Each workload once against the filter with py-spy attached; where the samples go."""
     out.mkdir(parents=True, exist_ok=True)
     spy = Path(sys.executable).with_name("py-spy")
     for workload in workload_list:
-        stacks = out / f"s3-{workload.name}.pyspy"
+        stacks = out / f"s3-{server}-{workload.name}.pyspy"
         bucket = bench.bucket()
         try:
-            with compare.served(bench.filter_system(bucket), bench.scratch) as (process, port):
+            system = bench.filter_system(bucket, server)
+            with compare.served(system, bench.scratch) as (process, port):
+                worker = process_tree(process.pid)[-1]  # gunicorn: its worker
                 tool = subprocess.Popen(
                     [str(spy), "record", "--rate", "250", "--format", "raw", "--nonblocking",
-                     "--threads", "--output", str(stacks), "--pid", str(process.pid)],
+                     "--threads", "--output", str(stacks), "--pid", str(worker)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)  # py-spy attaches
                 with open(bench.source, "rb") as source:
@@ -278,7 +285,7 @@ def profile(bench: Bench, workload_list: list[Workload], out: Path) -> None:
                         tool.wait(60)
         finally:
             bench.drop(bucket)
-        print(f"\n== filter on S3 under waitress, {workload.name}")
+        print(f"\n== filter on S3 under {server}, {workload.name}")
         print(compare.summarise(stacks))
 
 
@@ -296,11 +303,16 @@ def main() -> None:
                         help="1 round of 20 MiB: checks that everything runs")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()),
                         help="for the servers' data and spool files (a real disk, not tmpfs)")
+    parser.add_argument("--servers", default=",".join(compare.SERVERS),
+                        help="comma separated subset of waitress,gunicorn")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="profile the filter with py-spy instead; raw stacks go to DIR")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.size = 1, 20
+    servers = args.servers.split(",")
+    if not servers or not set(servers) <= set(compare.SERVERS):
+        parser.error(f"--servers: a subset of {','.join(compare.SERVERS)}")
     size = int(args.size * MIB)
     with tempfile.TemporaryDirectory(prefix="bench-s3-", dir=args.dir) as scratch:
         base = Path(scratch)
@@ -319,23 +331,27 @@ def main() -> None:
             os.close(compare.make_source(base, size))
             bench = Bench(seaweed, redis, base / "source.bin", base)
             if args.profile:
-                profile(bench, timed_workloads(size), args.profile)
+                for server in servers:
+                    profile(bench, timed_workloads(size), args.profile, server)
                 return
-            timed: dict[str, list[Sample]] = {CEILING: []}
+            timed: dict[tuple[str, str], list[Sample]] = {CEILING: []}
             for number in range(1, args.rounds + 1):
                 timed[CEILING].append(bench.measure_ceiling(size))
-                for workload in timed_workloads(size):
-                    timed.setdefault(workload.name, []).append(bench.measure(workload))
+                for server in servers:
+                    for workload in timed_workloads(size):
+                        timed.setdefault((workload.name, server), []).append(
+                            bench.measure(workload, server))
                 print(f"round {number}/{args.rounds} done", file=sys.stderr, flush=True)
-            counted = {name: samples[0] for name, samples in timed.items()}
+            counted = {row: samples[0] for row, samples in timed.items()
+                       if row == CEILING or row[1] == servers[0]}
             for workload in counted_workloads(size):
-                counted[workload.name] = bench.measure(workload)
+                counted[workload.name, servers[0]] = bench.measure(workload, servers[0])
         finally:
             redis.stop()
             seaweed.stop()
     print(description)
-    print(f"{args.rounds} rounds of {args.size:g} MiB; waitress threads=4, SeaweedFS and Redis "
-          "on the same machine")
+    print(f"{args.rounds} rounds of {args.size:g} MiB; waitress threads=4, gunicorn one gthread "
+          "worker with threads=4; SeaweedFS and Redis on the same machine")
     print(table(timed, size))
     print()
     print(requests_table(counted, size))

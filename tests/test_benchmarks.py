@@ -54,13 +54,16 @@ def test_s3_smoke_run_measures_the_filter_against_boto3_and_counts_s3_requests(t
                           capture_output=True, text=True, timeout=170, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     timings, counts = done.stdout.split("\n\n")
-    rows = {line.split()[0]: line.split()[1:] for line in timings.splitlines()}
-    for timed in ("ceiling", "tus-1-patch", "tus-8m"):
-        assert len(rows[timed]) == 8, done.stdout  # the timing table's columns
-    requests = {line.split()[0]: line for line in counts.splitlines()}
-    for counted in ("ceiling", "tus-1-patch", "tus-8m", "tus-1m", "flow-1m", "flow-8m"):
-        assert "UploadPart" in requests[counted], done.stdout
-    assert "PutObject" in requests["flow-1m"], done.stdout  # 1 MiB chunks are staged
+    rows = {tuple(line.split()[:2]): line.split()[2:] for line in timings.splitlines()}
+    timed = [("tus-1-patch", "waitress"), ("tus-8m", "waitress"),
+             ("tus-1-patch", "gunicorn"), ("tus-8m", "gunicorn")]
+    for row in [("ceiling", "boto3"), *timed]:
+        assert len(rows[row]) == 8, done.stdout  # the timing table's columns
+    requests = {tuple(line.split()[:2]): line for line in counts.splitlines()}
+    counted = [("tus-1m", "waitress"), ("flow-1m", "waitress"), ("flow-8m", "waitress")]
+    for row in [("ceiling", "boto3"), *timed[:2], *counted]:
+        assert "UploadPart" in requests[row], done.stdout
+    assert "PutObject" in requests["flow-1m", "waitress"], done.stdout  # 1 MiB chunks staged
     assert processes_using(tmp_path) == []  # SeaweedFS and Redis stopped
     assert list(tmp_path.iterdir()) == []  # their data and the spool removed
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 import time
 import tracemalloc
 from collections import Counter
@@ -163,6 +164,72 @@ def test_a_request_that_lost_its_lock_never_overwrites_a_newer_piece(store: S3Da
     append(store, record, payload[MIB : 3 * MIB])  # the newer request's record is saved
     store.append(stale, blocks(os.urandom(MIB)))  # the stale one wakes up; its save will fail
     append(store, record, payload[3 * MIB :])
+    store.assemble(record)
+    assert read(store, record) == payload
+
+
+class PartSpy:
+    """Wraps ``store._upload_part``: counts uploads running at once, fails or delays some."""
+
+    def __init__(self, store: S3Data, monkeypatch: pytest.MonkeyPatch,
+                 fail: int | None = None, delay: float = 0.05):
+        self._upload = store._upload_part
+        self._lock = threading.Lock()
+        self._fail = fail
+        self._delay = delay
+        self.running = 0
+        self.most = 0
+        monkeypatch.setattr(store, "_upload_part", self)
+
+    def __call__(self, record: UploadRecord, number: int, *args: Any) -> str:
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            if number == self._fail:
+                raise StorageUnavailable()
+            time.sleep(self._delay)
+            return self._upload(record, number, *args)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def test_an_append_uploads_several_parts_at_once(
+    store: S3Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spy = PartSpy(store, monkeypatch)
+    payload = os.urandom(6 * PART + 10)
+    record = new(store, len(payload))
+    append(store, record, payload)
+    assert spy.most == 4
+    assert len(record.data["parts"]) == 7 and all(record.data["parts"])  # the tail too
+    store.assemble(record)
+    assert read(store, record) == payload
+
+
+def test_a_failed_part_stops_the_append_once_the_others_ended(
+    store: S3Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    payload = os.urandom(8 * PART)
+    record = new(store, len(payload))
+    before = copy.deepcopy(record)
+    taken = 0
+
+    def counted(data: bytes) -> Iterator[bytes]:
+        nonlocal taken
+        for block in blocks(data, MIB):
+            taken += len(block)
+            yield block
+
+    spy = PartSpy(store, monkeypatch, fail=2, delay=0.3)
+    with pytest.raises(StorageUnavailable):
+        store.append(record, counted(payload))
+    assert spy.running == 0, "a part was still uploading after the append ended"
+    assert record == before
+    assert taken <= 5 * PART, "the append read on after a part failed"
+    monkeypatch.undo()
+    append(store, record, payload)
     store.assemble(record)
     assert read(store, record) == payload
 

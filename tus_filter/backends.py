@@ -40,6 +40,9 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0  # S3 answers CompleteMultipartUpload and part copies only when done
 REDIS_TIMEOUT = 5.0  # Redis answers at once; a lock watchdog renews every few seconds
+# Connections kept open to S3: a few per request thread, whose appends
+# upload several parts at once (botocore's default keeps 10).
+S3_CONNECTIONS = 32
 S3_ATTEMPTS = 3  # botocore's "standard" retries, for throttling and 5xx answers
 
 
@@ -163,6 +166,7 @@ def s3_client(settings: Settings) -> Any:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
             s3={"addressing_style": addressing},
+            max_pool_connections=S3_CONNECTIONS,
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT,
             retries={"mode": "standard", "total_max_attempts": S3_ATTEMPTS},

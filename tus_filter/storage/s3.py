@@ -15,7 +15,8 @@ upload, so bytes reach their part in two ways:
     the bytes at ``offset``: a retry, or a second host, replaces a part
     rather than adding one.  The bytes of a part that an append does not
     fill are staged as a *piece*, and the append that fills the part sends
-    the pieces (read back) and its own bytes as one part;
+    the pieces (read back) and its own bytes as one part.  An append that
+    fills several parts uploads up to four at once;
   * **chunks** (flow.js, resumable.js, uid): a chunk of at least 5 MiB is a
     part of its own; smaller ones are grouped in *slots* of ``k`` consecutive
     chunks that make a part of at least 5 MiB, staged as objects until the
@@ -32,7 +33,8 @@ object is deleted only when a saved record no longer needs it, so a change
 the caller fails to save never loses a byte.
 
 Bytes pass through a spool file in ``spool_dir`` (unlinked as it is made, so
-always removed), never more than one block of them in memory.  botocore's
+always removed), never more than one block of them in memory per part in
+flight.  botocore's
 errors become domain errors in :func:`_s3_errors`.
 """
 
@@ -47,7 +49,9 @@ import os
 import secrets
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from typing import Any, BinaryIO
 
@@ -73,6 +77,11 @@ _PART_MIN = 5 * _MIB  # S3's smallest part, but for the last one
 _PART_MAX = 5 * 1024 * _MIB  # S3's largest part, and its largest copied range
 _PARTS_MAX = 10_000
 _APPEND_PART = 8 * _MIB  # @tus/s3-store's choice: few requests, little spooled
+# Parts of one append uploading at once, and the spool bytes they may hold:
+# sent one after another, a part waits for the store's answer to the one
+# before it; a few at once keep the store busy (boto3's transfers send 10).
+_PARTS_IN_FLIGHT = 4
+_SPOOL_BUDGET = 4 * _APPEND_PART
 _OBJECT_MAX = 5 * 1024 * 1024 * _MIB  # S3's largest object: a deferred length's worst case
 _DELETE_BATCH = 1000  # DeleteObjects takes at most this many keys
 
@@ -236,6 +245,68 @@ class _ObjectReader(io.RawIOBase):
         super().close()
 
 
+class _PartSender:
+    """The parts of one append, uploaded a few at once from regions of its spool.
+
+    A region is ``part_size`` bytes of the spool; there are as many as parts
+    may be in flight (:data:`_SPOOL_BUDGET` bounds their bytes, but one is
+    always allowed).  :meth:`region` gives the next part's region, waiting
+    for the oldest upload first when every region is in use, and raises the
+    error of any upload that failed, so a broken append stops reading its
+    body.  Leaving the ``with`` block waits for every upload still running:
+    no part of the append is sent after the request has moved on (to give
+    up its lock, say).
+    """
+
+    def __init__(self, store: S3Data, record: UploadRecord, spool: _Spool, part_size: int):
+        self._store = store
+        self._record = record
+        self._spool = spool
+        self._part_size = part_size
+        self._regions = max(1, min(_PARTS_IN_FLIGHT, _SPOOL_BUDGET // part_size))
+        self._running: deque[tuple[int, Future[str]]] = deque()
+        self._sent: list[tuple[int, str]] = []
+        self._count = 0  # parts handed to send()
+
+    def __enter__(self) -> _PartSender:
+        # Threads of this append's own, started as parts come: a pool shared
+        # by the process would not survive a fork (gunicorn --preload).
+        self._pool = ThreadPoolExecutor(self._regions, thread_name_prefix="tus_filter-s3")
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for _, future in self._running:
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+    def region(self) -> int:
+        """The spool position of the next part's region, once no upload uses it."""
+        while self._running and (
+            len(self._running) == self._regions or self._running[0][1].done()
+        ):
+            self._collect()
+        return (self._count % self._regions) * self._part_size
+
+    def send(self, number: int, region: int, size: int) -> None:
+        """Start uploading ``size`` bytes of ``region`` as part ``number``."""
+        future = self._pool.submit(
+            self._store._upload_part, self._record, number, self._spool, size, region)
+        self._running.append((number, future))
+        self._count += 1
+
+    def etags(self) -> list[tuple[int, str]]:
+        """Wait for every upload; ``(part number, ETag)`` of each part sent, in order."""
+        while self._running:
+            self._collect()
+        return self._sent
+
+    def _collect(self) -> None:
+        number, future = self._running[0]
+        etag = future.result()  # the upload's error, if it failed
+        self._running.popleft()
+        self._sent.append((number, etag))
+
+
 class _StagedObject(StagedChunk):
     """A staged chunk in a spool file; placed by :meth:`S3Data.write_chunk`."""
 
@@ -300,10 +371,13 @@ class S3Data(DataStore):
             for page in pages:
                 yield from page.get(key, [])
 
-    def _upload_part(self, record: UploadRecord, number: int, spool: _Spool, size: int) -> str:
+    def _upload_part(
+        self, record: UploadRecord, number: int, spool: _Spool, size: int, start: int = 0
+    ) -> str:
+        """Upload ``size`` bytes of the spool from ``start`` as part ``number``; its ETag."""
         answer = self._s3(
             "upload_part", Key=self._key(record.upload_id), UploadId=record.data["upload"],
-            PartNumber=number, Body=spool.body(0, size), ContentLength=size,
+            PartNumber=number, Body=spool.body(start, size), ContentLength=size,
         )
         return str(answer["ETag"])
 
@@ -412,34 +486,35 @@ class S3Data(DataStore):
         part_size: int = data["part_size"]
         garbage: list[str] = []
         offset = record.offset
-        with self._spool() as spool:
+        with self._spool() as spool, _PartSender(self, record, spool, part_size) as sender:
             while True:
                 part_start = offset - offset % part_size
                 part_end = part_start + part_size
                 if record.length is not None:
                     part_end = min(part_end, record.length)
+                region = sender.region()
                 if offset >= part_end:  # the upload's length: the blocks must end here
                     came = 0
                     if next(source.take(1), None) is not None:
                         raise PayloadTooLarge("the body is larger than the bytes remaining")
                     break
-                came = spool.write(offset - part_start, source.take(part_end - offset))
+                came = spool.write(region + offset - part_start, source.take(part_end - offset))
                 if offset + came < part_end:
                     break  # the blocks ended inside the part
                 pieces: list[list[Any]] = data["pieces"]
                 for start, _, key in pieces:
-                    self._fetch(key, spool, start - part_start)
-                number = part_start // part_size + 1
-                etag = self._upload_part(record, number, spool, part_end - part_start)
-                data["parts"] = data["parts"][: number - 1] + [etag]
+                    self._fetch(key, spool, region + start - part_start)
+                sender.send(part_start // part_size + 1, region, part_end - part_start)
                 garbage += [key for _, _, key in pieces]
                 data["pieces"] = []
                 offset = part_end
+            for number, etag in sender.etags():
+                data["parts"] = data["parts"][: number - 1] + [etag]
             if verify is not None:
                 verify()
             if came:
                 key = self._piece_key(record, offset)
-                self._put(key, spool, offset - part_start, came)
+                self._put(key, spool, region + offset - part_start, came)
                 data["pieces"].append([offset, came, key])
                 offset += came
         if garbage:
