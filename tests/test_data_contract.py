@@ -354,6 +354,7 @@ def assembled(store: DataStore, payload: bytes) -> UploadRecord:
     [
         pytest.param([5 * MIB, 5 * MIB + 1, 7], id="server-side-copy"),
         pytest.param([3, MIB, 0, 5], id="streamed-copy"),
+        pytest.param([MIB, 2 * PART + 3, PART], id="streamed-copy-of-several-parts"),
         pytest.param([0, 0], id="empty"),
     ],
 )

@@ -275,9 +275,7 @@ class _PartSender:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for _, future in self._running:
-            future.cancel()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)  # no more uploads than workers: each one has started
 
     def region(self) -> int:
         """The spool position of the next part's region, once no upload uses it."""
@@ -286,6 +284,10 @@ class _PartSender:
         ):
             self._collect()
         return (self._count % self._regions) * self._part_size
+
+    def __len__(self) -> int:
+        """How many parts were handed to :meth:`send`."""
+        return self._count
 
     def send(self, number: int, region: int, size: int) -> None:
         """Start uploading ``size`` bytes of ``region`` as part ``number``."""
@@ -753,11 +755,10 @@ class S3Data(DataStore):
                 yield from _object_blocks(body, "GetObject")
 
         source = _Blocks(blocks())
-        etags: list[str] = []
-        with self._spool() as spool:
-            while came := spool.write(0, source.take(part_size)):
-                etags.append(self._upload_part(record, len(etags) + 1, spool, came))
-        return etags
+        with self._spool() as spool, _PartSender(self, record, spool, part_size) as sender:
+            while came := spool.write(region := sender.region(), source.take(part_size)):
+                sender.send(len(sender) + 1, region, came)
+            return [etag for _, etag in sender.etags()]
 
     # -- reading -----------------------------------------------------------------------------
 
