@@ -188,3 +188,10 @@ def test_seaweedfs_ports_lie_below_the_ephemeral_range() -> None:
     for _ in range(20):
         base = _free_port_block()
         assert base >= 20000 and base + 3 + 10000 < _ephemeral_low()
+
+
+def test_redis_port_lies_below_the_ephemeral_range(redis_server: RedisServer) -> None:
+    """Its restart (as in the outage tests) needs the port again, as SeaweedFS's does."""
+    from tests.support.services import _ephemeral_low
+
+    assert 20000 <= redis_server.port < _ephemeral_low()

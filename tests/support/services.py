@@ -115,7 +115,7 @@ def _answers(port: int, request: bytes, expected: bytes) -> bool:
 
 
 class RedisServer:
-    """``redis-server`` on a free loopback port, persistence off.
+    """``redis-server`` on a free loopback port below the ephemeral range, persistence off.
 
     ``url`` is ``redis://127.0.0.1:PORT/0``.  ``start()`` on a running server
     does nothing; ``start()`` after ``stop()`` reuses the port (the data is
@@ -139,7 +139,7 @@ class RedisServer:
         if self._process is not None:
             return
         for _ in range(PORT_ATTEMPTS):
-            port = self.port or free_port()
+            port = self.port or free_restartable_port()
             process = _Process(self._command(port), self.directory / "redis.log")
             if _wait_until(process, partial(_answers, port, b"PING\r\n", b"+PONG")):
                 self.port, self._process = port, process
@@ -299,17 +299,19 @@ def _ephemeral_low() -> int:
 
 
 def _free_port_block() -> int:
-    """A base port whose next three ports and their gRPC twins (+10000) are all free.
+    """A base port whose next three ports and their gRPC twins (+10000) are all free."""
+    return free_restartable_port((0, 1, 2, 3, 10000, 10001, 10002, 10003))
 
-    All eight lie below the ephemeral range, so that no outgoing connection
-    of this host takes one of them while the server is stopped (``start()``
-    after ``stop()`` needs the same ports again).
+
+def free_restartable_port(offsets: tuple[int, ...] = (0,)) -> int:
+    """A port ``base`` with ``base + offset`` free for every offset, all of them below
+    the ephemeral range: no outgoing connection of this host takes one of them while
+    their server is stopped (``start()`` after ``stop()`` needs the same ports again).
     """
-    top = max(20001, _ephemeral_low() - 10004)
+    top = max(20001, _ephemeral_low() - max(offsets) - 1)
     while True:
         base = random.randrange(20000, top)
-        ports = [base + i for i in range(4)]
-        if all(_port_free(port) and _port_free(port + 10000) for port in ports):
+        if all(_port_free(base + offset) for offset in offsets):
             return base
 
 
@@ -425,6 +427,7 @@ __all__ = [
     "ServiceError",
     "empty_and_delete_bucket",
     "free_port",
+    "free_restartable_port",
     "processes_using",
     "s3_client",
     "use_credentials",
