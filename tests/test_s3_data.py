@@ -30,7 +30,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from tus_filter.errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
+from tests.support.apps import sha256
+from tests.support.services import S3_REGION
+from tests.support.tus import Tus
+from tus_filter.errors import PartlyStored, PayloadTooLarge, StorageUnavailable, UploadNotFound
 from tus_filter.locking import FileLocker
 from tus_filter.storage import ChunkLayout, FileRecords, Storage, UploadRecord
 from tus_filter.storage.s3 import S3Data, _s3_errors
@@ -208,12 +211,13 @@ def test_an_append_uploads_several_parts_at_once(
     assert read(store, record) == payload
 
 
-def test_a_failed_part_stops_the_append_once_the_others_ended(
+def test_a_failed_part_stops_the_append_which_keeps_the_parts_before_it(
     store: S3Data, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     payload = os.urandom(8 * PART)
     record = new(store, len(payload))
-    before = copy.deepcopy(record)
+    append(store, record, payload[:MIB])  # a piece, which part 1 will hold
+    [[_, _, piece]] = record.data["pieces"]
     taken = 0
 
     def counted(data: bytes) -> Iterator[bytes]:
@@ -222,16 +226,61 @@ def test_a_failed_part_stops_the_append_once_the_others_ended(
             taken += len(block)
             yield block
 
-    spy = PartSpy(store, monkeypatch, fail=2, delay=0.3)
-    with pytest.raises(StorageUnavailable):
-        store.append(record, counted(payload))
+    spy = PartSpy(store, monkeypatch, fail=3, delay=0.3)
+    with pytest.raises(PartlyStored) as failure:
+        store.append(record, counted(payload[MIB:]))
     assert spy.running == 0, "a part was still uploading after the append ended"
-    assert record == before
-    assert taken <= 5 * PART, "the append read on after a part failed"
+    assert taken <= 6 * PART, "the append read on after a part failed"
+    assert failure.value.appended == 2 * PART - MIB  # parts 1 and 2, not 4 that came after 3
+    assert len(record.data["parts"]) == 2 and record.data["pieces"] == []
+    assert record.data["garbage"] == [piece]
+    record.offset += failure.value.appended  # as the caller does, before it saves
     monkeypatch.undo()
-    append(store, record, payload)
+    append(store, record, payload[record.offset :])
     store.assemble(record)
     assert read(store, record) == payload
+
+
+@pytest.mark.parametrize(
+    ("fail", "verify"),
+    [
+        pytest.param(1, None, id="the-first-part"),
+        pytest.param(2, lambda: None, id="a-checksummed-body"),
+    ],
+)
+def test_a_failed_append_that_stored_no_part_or_has_a_checksum_keeps_nothing(
+    store: S3Data, monkeypatch: pytest.MonkeyPatch, fail: int, verify: Callable[[], None] | None
+) -> None:
+    payload = os.urandom(4 * PART)
+    record = new(store, len(payload))
+    before = copy.deepcopy(record)
+    PartSpy(store, monkeypatch, fail=fail)
+    with pytest.raises(StorageUnavailable) as failure:
+        store.append(record, blocks(payload), verify=verify)
+    assert not isinstance(failure.value, PartlyStored)
+    assert record == before
+
+
+def test_a_patch_that_s3_fails_mid_way_is_503_and_keeps_what_was_stored(
+    make_tus: Callable[..., Tus], s3_endpoint: Any, s3_bucket: str, s3_credentials: None,
+    redis_url: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tus = make_tus(storage=f"s3://{s3_bucket}/tus", s3_endpoint_url=s3_endpoint.url,
+                   s3_region=S3_REGION, redis_url=redis_url)
+    payload = os.urandom(4 * PART + 5)
+    url = tus.create(len(payload))
+    data = tus.filter.storage.data
+    assert isinstance(data, S3Data)
+    PartSpy(data, monkeypatch, fail=3)
+    failed = tus.patch(url, 0, payload)
+    assert failed.status_int == 503 and "Retry-After" in failed.headers, failed
+    offset = int(tus.head(url).headers["Upload-Offset"])
+    assert offset == 2 * PART
+    monkeypatch.undo()
+    done = tus.patch(url, offset, payload[offset:])
+    assert done.headers["Upload-Offset"] == str(len(payload))
+    [handoff] = tus.handoffs
+    assert handoff["sha256"] == sha256(payload)
 
 
 def test_bytes_beyond_the_length_add_nothing(store: S3Data) -> None:

@@ -84,6 +84,20 @@ class StorageUnavailable(TusFilterError):
     default_message = "storage is unavailable, retry later"
 
 
+class PartlyStored(StorageUnavailable):
+    """The store failed after it had stored the first ``appended`` bytes of an append.
+
+    Raised by :meth:`~tus_filter.storage.DataStore.append` (S3: the parts
+    uploaded before the one that failed) with ``record.data`` saying so.  The
+    caller counts the bytes and saves the record before answering 503, so
+    the client's retry resumes after them.
+    """
+
+    def __init__(self, appended: int):
+        super().__init__()
+        self.appended = appended
+
+
 # -- request errors raised by protocols -------------------------------------------------------
 
 

@@ -8,12 +8,14 @@ holds the upload's lock and saves the record.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
 import logging
 import time
 from typing import TYPE_CHECKING
 
-from ..errors import BadRequest, ChecksumMismatch, PayloadTooLarge
+from ..errors import BadRequest, ChecksumMismatch, PartlyStored, PayloadTooLarge
 from ..incoming import UploadRequest
 from ..locking import Lock
 from ..storage import Storage, UploadRecord
@@ -55,7 +57,9 @@ def append_body(
 ) -> bool:
     """Write the body at ``record.offset`` and update ``record``; return whether it was whole.
 
-    ``lock`` is the upload's, held by the caller, who saves the record.  The
+    ``lock`` is the upload's, held by the caller, who saves the record
+    (but when the store fails after keeping some bytes: this saves them, then
+    raises :class:`~tus_filter.errors.PartlyStored`, a 503).  The
     bytes that arrived count, even if the client went away early or a newer
     request asked for the lock (the write then stops at the next block, or
     while waiting for one), unless a checksum was given: then the chunk
@@ -81,22 +85,19 @@ def append_body(
     )
     body = Interruptible(reader, lock.release_requested, buffered=is_buffered(request.body))
 
-    def verify() -> None:
-        if checksum is None or hasher is None:
-            return
-        if not (reader.complete and not body.interrupted):
-            raise BadRequest("the body ended early; the checksum cannot be verified")
-        if not hmac.compare_digest(hasher.digest(), checksum.digest):
-            raise ChecksumMismatch(
-                "Upload-Checksum does not match the body; the chunk was discarded"
-            )
-
-    written = storage.data.append(record, body, verify=verify)
+    verify = None
+    if checksum is not None and hasher is not None:
+        verify = functools.partial(_verify, checksum, hasher, reader, body)
+    try:
+        written = storage.data.append(record, body, verify=verify)
+    except PartlyStored as failure:
+        # The store failed after keeping the body's first bytes: count and
+        # save them, so that the client's retry (after the 503) resumes there.
+        _count(record, failure.appended, new_length)
+        storage.save(record)
+        raise
     complete = reader.complete and not body.interrupted
-    record.offset += written
-    if new_length is not None:
-        record.length = new_length
-    record.touched = time.time()
+    _count(record, written, new_length)
     if not complete:
         log.info(
             "tus_filter: upload %s: body %s after %d of %s bytes",
@@ -106,3 +107,20 @@ def append_body(
             declared,
         )
     return complete
+
+
+def _verify(
+    checksum: Checksum, hasher: hashlib._Hash, reader: BodyReader, body: Interruptible
+) -> None:
+    """Raise unless the body came whole and its digest is the checksum's."""
+    if not (reader.complete and not body.interrupted):
+        raise BadRequest("the body ended early; the checksum cannot be verified")
+    if not hmac.compare_digest(hasher.digest(), checksum.digest):
+        raise ChecksumMismatch("Upload-Checksum does not match the body; the chunk was discarded")
+
+
+def _count(record: UploadRecord, written: int, new_length: int | None) -> None:
+    record.offset += written
+    if new_length is not None:
+        record.length = new_length
+    record.touched = time.time()

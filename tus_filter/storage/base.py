@@ -181,7 +181,10 @@ class DataStore(ABC):
         The caller adds the count to ``record.offset`` and saves the record.
         When ``blocks`` is exhausted, ``verify()`` (a checksum) runs before
         the bytes are kept; if it or ``blocks`` raises, none of this call's
-        bytes count, ``record`` is as it was, and the error propagates.
+        bytes count, ``record`` is as it was, and the error propagates.  A
+        store that fails after it has kept some bytes, and without
+        ``verify``, may raise :class:`~tus_filter.errors.PartlyStored` with
+        their count instead, ``record.data`` updated for them.
         ``blocks`` that simply end early keep what they gave.  A store reads
         ``blocks`` to their end even once it has what it needs: the caller's
         reader checks a body's framing and length only there.

@@ -65,7 +65,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from ..errors import PayloadTooLarge, StorageUnavailable, UploadNotFound
+from ..errors import PartlyStored, PayloadTooLarge, StorageUnavailable, UploadNotFound
 from .base import Capabilities, ChunkLayout, DataStore, StagedChunk, valid_id
 from .record import UploadRecord
 
@@ -302,6 +302,15 @@ class _PartSender:
             self._collect()
         return self._sent
 
+    def stored(self) -> list[tuple[int, str]]:
+        """``(part number, ETag)`` of the parts stored so far, in order, up to the
+        first one that failed or still runs (after the ``with`` block, none runs)."""
+        while self._running and self._running[0][1].done() and (
+            self._running[0][1].exception() is None
+        ):
+            self._collect()
+        return self._sent
+
     def _collect(self) -> None:
         number, future = self._running[0]
         etag = future.result()  # the upload's error, if it failed
@@ -442,7 +451,10 @@ class S3Data(DataStore):
         ``record.length`` too, however small); ``verify()`` runs before the
         last piece is staged and before ``record.data`` changes, so a failed
         check adds nothing (a part uploaded meanwhile is not in the record,
-        and the next append replaces it).
+        and the next append replaces it).  When S3 fails mid-way, the parts
+        stored before the failure are kept: :class:`PartlyStored` says how
+        many bytes they hold (unless ``verify`` is given: a checksum counts
+        the whole body or nothing).
 
         An upload whose object was assembled by a request that could not
         save its record (it died, or lost its lock, after completing the
@@ -485,40 +497,83 @@ class S3Data(DataStore):
     ) -> int:
         data = copy.deepcopy(record.data)
         self._delete(data.pop("garbage", []))  # the saved record says they are in parts
+        kept = copy.deepcopy(data)  # what a failure keeps (see _keep_stored)
+        with self._spool() as spool:
+            sender = _PartSender(self, record, spool, data["part_size"])
+            try:
+                with sender:
+                    return self._send_parts(record, data, source, verify, spool, sender)
+            except StorageUnavailable as error:
+                stored = sender.stored()
+                if verify is not None or not stored:
+                    raise  # a checksum counts the whole body or nothing
+                appended = self._keep_stored(record, kept, stored)
+                log.warning("upload %s: S3 failed after %d bytes were stored; they count",
+                            record.upload_id, appended)
+                raise PartlyStored(appended) from error
+
+    def _keep_stored(
+        self, record: UploadRecord, data: dict[str, Any], stored: list[tuple[int, str]]
+    ) -> int:
+        """Set ``record.data`` to ``data`` plus the ``stored`` parts; return the bytes they add.
+
+        ``stored`` are the first parts of the append, in order: the first
+        one holds the pieces ``data`` lists, which become garbage.
+        """
+        part_size: int = data["part_size"]
+        for number, etag in stored:
+            data["parts"] = data["parts"][: number - 1] + [etag]
+        data["garbage"] = [key for _, _, key in data["pieces"]]
+        data["pieces"] = []
+        end = stored[-1][0] * part_size
+        if record.length is not None:
+            end = min(end, record.length)
+        record.data = data
+        return end - record.offset
+
+    def _send_parts(
+        self,
+        record: UploadRecord,
+        data: dict[str, Any],
+        source: _Blocks,
+        verify: Callable[[], None] | None,
+        spool: _Spool,
+        sender: _PartSender,
+    ) -> int:
+        """Fill and send parts from ``source``, stage the rest as a piece, set ``record.data``."""
         part_size: int = data["part_size"]
         garbage: list[str] = []
         offset = record.offset
-        with self._spool() as spool, _PartSender(self, record, spool, part_size) as sender:
-            while True:
-                part_start = offset - offset % part_size
-                part_end = part_start + part_size
-                if record.length is not None:
-                    part_end = min(part_end, record.length)
-                region = sender.region()
-                if offset >= part_end:  # the upload's length: the blocks must end here
-                    came = 0
-                    if next(source.take(1), None) is not None:
-                        raise PayloadTooLarge("the body is larger than the bytes remaining")
-                    break
-                came = spool.write(region + offset - part_start, source.take(part_end - offset))
-                if offset + came < part_end:
-                    break  # the blocks ended inside the part
-                pieces: list[list[Any]] = data["pieces"]
-                for start, _, key in pieces:
-                    self._fetch(key, spool, region + start - part_start)
-                sender.send(part_start // part_size + 1, region, part_end - part_start)
-                garbage += [key for _, _, key in pieces]
-                data["pieces"] = []
-                offset = part_end
-            for number, etag in sender.etags():
-                data["parts"] = data["parts"][: number - 1] + [etag]
-            if verify is not None:
-                verify()
-            if came:
-                key = self._piece_key(record, offset)
-                self._put(key, spool, region + offset - part_start, came)
-                data["pieces"].append([offset, came, key])
-                offset += came
+        while True:
+            part_start = offset - offset % part_size
+            part_end = part_start + part_size
+            if record.length is not None:
+                part_end = min(part_end, record.length)
+            region = sender.region()
+            if offset >= part_end:  # the upload's length: the blocks must end here
+                came = 0
+                if next(source.take(1), None) is not None:
+                    raise PayloadTooLarge("the body is larger than the bytes remaining")
+                break
+            came = spool.write(region + offset - part_start, source.take(part_end - offset))
+            if offset + came < part_end:
+                break  # the blocks ended inside the part
+            pieces: list[list[Any]] = data["pieces"]
+            for start, _, key in pieces:
+                self._fetch(key, spool, region + start - part_start)
+            sender.send(part_start // part_size + 1, region, part_end - part_start)
+            garbage += [key for _, _, key in pieces]
+            data["pieces"] = []
+            offset = part_end
+        for number, etag in sender.etags():
+            data["parts"] = data["parts"][: number - 1] + [etag]
+        if verify is not None:
+            verify()
+        if came:
+            key = self._piece_key(record, offset)
+            self._put(key, spool, region + offset - part_start, came)
+            data["pieces"].append([offset, came, key])
+            offset += came
         if garbage:
             data["garbage"] = garbage
         appended = offset - record.offset
