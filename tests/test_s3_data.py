@@ -283,6 +283,31 @@ def test_a_patch_that_s3_fails_mid_way_is_503_and_keeps_what_was_stored(
     assert handoff["sha256"] == sha256(payload)
 
 
+def test_a_streamed_copy_that_fails_gives_back_the_object_it_was_reading(
+    store: S3Data, s3_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sources = []
+    for size in (MIB, 6 * PART):  # a partial under 5 MiB: streamed, not copied server-side
+        source = new(store, size)
+        append(store, source, os.urandom(size))
+        store.assemble(source)
+        sources.append(source)
+    bodies: list[Any] = []
+
+    def keep_body(parsed: dict[str, Any], **_: Any) -> None:
+        bodies.append(parsed["Body"])
+
+    s3_client.meta.events.register("after-call.s3.GetObject", keep_body)
+    PartSpy(store, monkeypatch, fail=1)  # seen while more parts are still to read
+    try:
+        with pytest.raises(StorageUnavailable):
+            store.concatenate(new(store, None), sources)
+    finally:
+        s3_client.meta.events.unregister("after-call.s3.GetObject", keep_body)
+    # (StreamingBody.close closes its urllib3 response, not itself.)
+    assert bodies and all(body._raw_stream.closed for body in bodies)
+
+
 def test_bytes_beyond_the_length_add_nothing(store: S3Data) -> None:
     record = new(store, 10)
     before = copy.deepcopy(record)

@@ -50,9 +50,9 @@ import secrets
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from typing import Any, BinaryIO
 
 from botocore.exceptions import (
@@ -211,7 +211,7 @@ class _Spool:
         return _Range(self._fd, start, size)
 
 
-def _object_blocks(body: Any, operation: str) -> Iterator[bytes]:
+def _object_blocks(body: Any, operation: str) -> Generator[bytes, None, None]:
     """A GetObject body, a block at a time, closed at the end (errors mapped)."""
     try:
         while True:
@@ -398,7 +398,8 @@ class S3Data(DataStore):
     def _fetch(self, key: str, spool: _Spool, position: int) -> None:
         """Copy object ``key`` into the spool at ``position``."""
         body = self._s3("get_object", Key=key)["Body"]
-        spool.write(position, _object_blocks(body, "GetObject"))
+        with closing(_object_blocks(body, "GetObject")) as blocks:
+            spool.write(position, blocks)
 
     def _delete(self, keys: list[str]) -> None:
         """Delete ``keys`` (missing ones are fine), in batches."""
@@ -804,13 +805,18 @@ class S3Data(DataStore):
     ) -> list[str]:
         """Download the sources in order and upload them again in parts of ``part_size``."""
 
-        def blocks() -> Iterator[bytes]:
+        def blocks() -> Generator[bytes, None, None]:
             for source in sources:
                 body = self._s3("get_object", Key=self._key(source.upload_id))["Body"]
                 yield from _object_blocks(body, "GetObject")
 
-        source = _Blocks(blocks())
-        with self._spool() as spool, _PartSender(self, record, spool, part_size) as sender:
+        # Closed on the way out, also when an upload fails mid-way: the body
+        # being read then goes back now, not whenever the garbage collector
+        # gets to it (after its socket, maybe: an unclosed-socket warning).
+        with closing(blocks()) as stream, self._spool() as spool, _PartSender(
+            self, record, spool, part_size
+        ) as sender:
+            source = _Blocks(stream)
             while came := spool.write(region := sender.region(), source.take(part_size)):
                 sender.send(len(sender) + 1, region, came)
             return [etag for _, etag in sender.etags()]
