@@ -191,10 +191,7 @@ def test_cleanup_command_without_pastedeploy_names_the_extra(tmp_path: Path) -> 
         "import sys; sys.modules['paste'] = sys.modules['paste.deploy'] = None; "
         "from tus_filter.cli import main; sys.exit(main(['cleanup', sys.argv[1]]))"
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", without_paste, str(ini)],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
-    )
+    done = run_python(without_paste, str(ini))
     assert done.returncode == 1, done.stderr
     assert "pip install 'tus_filter[paste]'" in done.stderr
 
@@ -222,12 +219,17 @@ def test_the_core_runs_without_boto3_and_redis(tmp_path: Path) -> None:
         "except ConfigError as error:\n"
         "    print(error)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", script, str(tmp_path)],
-        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
-    )
+    done = run_python(script, str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "pip install 'tus_filter[s3]'" in done.stdout
+
+
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c code args`` from the checkout, as a user's interpreter would run it."""
+    return subprocess.run(
+        [sys.executable, "-W", "ignore::DeprecationWarning", "-c", code, *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, check=False,
+    )
 
 
 def test_every_extra_is_in_the_install_section() -> None:

@@ -498,7 +498,6 @@ class S3Data(DataStore):
     ) -> int:
         data = copy.deepcopy(record.data)
         self._delete(data.pop("garbage", []))  # the saved record says they are in parts
-        kept = copy.deepcopy(data)  # what a failure keeps (see _keep_stored)
         with self._spool() as spool:
             sender = _PartSender(self, record, spool, data["part_size"])
             try:
@@ -508,28 +507,28 @@ class S3Data(DataStore):
                 stored = sender.stored()
                 if verify is not None or not stored:
                     raise  # a checksum counts the whole body or nothing
-                appended = self._keep_stored(record, kept, stored)
+                appended = self._keep_stored(record, stored)
                 log.warning("upload %s: S3 failed after %d bytes were stored; they count",
                             record.upload_id, appended)
                 raise PartlyStored(appended) from error
 
-    def _keep_stored(
-        self, record: UploadRecord, data: dict[str, Any], stored: list[tuple[int, str]]
-    ) -> int:
-        """Set ``record.data`` to ``data`` plus the ``stored`` parts; return the bytes they add.
+    def _keep_stored(self, record: UploadRecord, stored: list[tuple[int, str]]) -> int:
+        """Add the ``stored`` parts to ``record.data``; return the bytes they add.
 
         ``stored`` are the first parts of the append, in order: the first
-        one holds the pieces ``data`` lists, which become garbage.
+        one holds the pieces ``record.data`` lists, which become garbage (the
+        garbage it listed before was deleted as the append began).
         """
-        part_size: int = data["part_size"]
-        for number, etag in stored:
-            data["parts"] = data["parts"][: number - 1] + [etag]
-        data["garbage"] = [key for _, _, key in data["pieces"]]
-        data["pieces"] = []
-        end = stored[-1][0] * part_size
+        data = record.data
+        end: int = stored[-1][0] * data["part_size"]
         if record.length is not None:
             end = min(end, record.length)
-        record.data = data
+        record.data = {
+            **data,
+            "parts": _parts_with(data["parts"], stored),
+            "pieces": [],
+            "garbage": [key for _, _, key in data["pieces"]],
+        }
         return end - record.offset
 
     def _send_parts(
@@ -566,8 +565,7 @@ class S3Data(DataStore):
             garbage += [key for _, _, key in pieces]
             data["pieces"] = []
             offset = part_end
-        for number, etag in sender.etags():
-            data["parts"] = data["parts"][: number - 1] + [etag]
+        data["parts"] = _parts_with(data["parts"], sender.etags())
         if verify is not None:
             verify()
         if came:
@@ -871,6 +869,14 @@ class S3Data(DataStore):
                 self._delete(keys)
                 swept.add(upload_id)
         return len(swept)
+
+
+def _parts_with(parts: list[str], sent: list[tuple[int, str]]) -> list[str]:
+    """``parts`` (part ``i + 1``'s ETag at index ``i``) with each ``(number, ETag)`` of
+    ``sent`` in its place, in order, dropping the parts after it."""
+    for number, etag in sent:
+        parts = parts[: number - 1] + [etag]
+    return parts
 
 
 def _id_or_none(name: str) -> str | None:
